@@ -1,0 +1,214 @@
+"""The lingering parent: wait for the payload, forward signals, record, clean up, epilogue.
+
+Runs as: root (uid 0 in all three ids, so the caller cannot signal or stop it: the fix for
+EGI-SVG-2011-1641). Trusts: the launch plan. Hot path: yes.
+
+The parent stays the payload's parent and reaps it with wait4, so the batch system's rusage
+chain and process-tree tracking see the payload's CPU. It is also a child subreaper: anything the
+payload orphans (a double fork, a setsid daemon) is re-parented to the launcher instead of init,
+so after the payload ends every leftover is found as a child of ours and terminated (TERM, then
+KILL) - reparenting cannot escape it (EGI-SVG-2011-1474). Signals a batch system or root sends
+to the launcher are forwarded; STOP/TSTP/CONT are left alone so suspend acts on both directly.
+"""
+
+from __future__ import annotations
+
+import _signal
+import os
+import time
+from typing import TYPE_CHECKING
+
+from glexec_py.errors import EXIT_PAYLOAD_20X, ClientError, ExecError, SiteError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from glexec_py.launch.plan import LaunchPlan
+
+FORWARDED = (1, 2, 3, 10, 12, 14, 15, 24)  # HUP INT QUIT USR1 USR2 ALRM TERM XCPU
+_ERROR_CLASSES = {201: ClientError, 202: SiteError, 126: ExecError}
+
+
+class Completion:
+    """How the payload ended: raw wait status, CPU times, wall time, leftovers terminated."""
+
+    __slots__ = ("pid", "status", "utime", "stime", "started", "ended", "leftovers",
+                 "epilogue_status")
+
+    def __init__(self, pid: int, status: int, utime: float, stime: float, started: float,
+                 ended: float) -> None:
+        self.pid = pid
+        self.status = status
+        self.utime = utime
+        self.stime = stime
+        self.started = started
+        self.ended = ended
+        self.leftovers: list[int] = []
+        self.epilogue_status: int | None = None
+
+
+def _children_of(pid: int) -> list[int]:
+    """Our current children, from /proc (names with spaces or ')' are parsed from the end)."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as stat_file:
+                data = stat_file.read()
+        except OSError:
+            continue
+        fields = data[data.rfind(b")") + 2:].split()
+        if len(fields) > 1 and int(fields[1]) == pid:
+            found.append(int(name))
+    return found
+
+
+def _reap_nowait() -> None:
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def terminate_leftovers(grace: float) -> list[int]:
+    """TERM every remaining child (the payload's orphans), then KILL, until none is left."""
+    me = os.getpid()
+    signalled: list[int] = []
+    deadline = time.monotonic() + grace
+    killing = False
+    for _ in range(1000):
+        _reap_nowait()
+        children = _children_of(me)
+        if not children:
+            break
+        if not killing and time.monotonic() >= deadline:
+            killing = True
+        for pid in children:
+            try:
+                os.kill(pid, 9 if killing else 15)
+                if pid not in signalled:
+                    signalled.append(pid)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.05)
+    _reap_nowait()
+    return signalled
+
+
+def run_lingering(plan: LaunchPlan, *, on_started: Callable[[int], None],
+                  start_child: Callable[[int], None]) -> Completion:
+    """Fork the payload child, wait for it, then clean up; return how it ended."""
+    import prctl
+
+    prctl.set_child_subreaper(1)
+    rfd, wfd = os.pipe2(os.O_CLOEXEC)
+    parent = os.getpid()
+    started = time.time()
+    pid = os.fork()
+    if pid == 0:
+        os.close(rfd)
+        code, message = 202, "internal error"
+        try:
+            start_child(parent)
+        except (ClientError, SiteError, ExecError) as exc:
+            code, message = exc.exit_code, exc.message
+        except BaseException as exc:  # noqa: BLE001 - a child must never return into main
+            message = f"internal error before exec: {type(exc).__name__}"
+        try:
+            os.write(wfd, f"{code} {message}".encode("utf-8", "replace")[:4000])
+        finally:
+            os._exit(127)
+    os.close(wfd)
+    report = b""
+    while True:
+        chunk = os.read(rfd, 4096)
+        if not chunk:
+            break
+        report += chunk
+    os.close(rfd)
+    if report:
+        os.waitpid(pid, 0)
+        code, _, message = report.decode("utf-8", "replace").partition(" ")
+        raise _ERROR_CLASSES.get(int(code) if code.isdigit() else 202, SiteError)(message)
+    on_started(pid)
+
+    def forward(signum: int, frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for signum in FORWARDED:
+        _signal.signal(signum, forward)
+    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, FORWARDED)
+    while True:
+        wpid, status, usage = os.wait4(pid, 0)
+        if wpid == pid:
+            break
+    _signal.pthread_sigmask(_signal.SIG_BLOCK, FORWARDED)
+    done = Completion(pid, status, usage.ru_utime, usage.ru_stime, started, time.time())
+    done.leftovers = terminate_leftovers(plan.grace or 0)
+    return done
+
+
+def run_epilogue(plan: LaunchPlan, env: dict[str, str]) -> int:
+    """Run the site's trusted epilogue; return glexec's status contribution (0, 202 or 204)."""
+    import pwd
+
+    from glexec_py.trust import open_trusted_file
+
+    fd, _ = open_trusted_file(plan.epilogue, what="epilogue")
+    os.close(fd)
+    try:
+        account = pwd.getpwnam(plan.epilogue_user or "root")
+    except KeyError:
+        raise SiteError(f"epilogue_user {plan.epilogue_user!r} does not exist") from None
+    gid = account.pw_gid
+    if plan.epilogue_group:
+        import grp
+
+        try:
+            gid = grp.getgrnam(plan.epilogue_group).gr_gid
+        except KeyError:
+            raise SiteError(f"epilogue_group {plan.epilogue_group!r} does not exist") from None
+    pid = os.fork()
+    if pid == 0:
+        try:
+            null = os.open("/dev/null", os.O_RDWR)
+            for target in (0, 1, 2):
+                os.dup2(null, target)
+            if account.pw_uid != 0:
+                from glexec_py import ids
+
+                ids.drop_to(account.pw_uid, gid, (gid,))
+            from glexec_py.launch.child import close_inherited_fds, reset_signals
+
+            close_inherited_fds()
+            reset_signals()
+            os.chdir("/")
+            os.execve(plan.epilogue, [plan.epilogue], env)
+        finally:
+            os._exit(127)
+    deadline = time.monotonic() + (plan.epilogue_timeout or 300)
+    killed_at = 0.0
+    while True:
+        wpid, status = os.waitpid(pid, os.WNOHANG)
+        if wpid == pid:
+            break
+        now = time.monotonic()
+        if now >= deadline and not killed_at:
+            os.kill(pid, 15)
+            killed_at = now
+        elif killed_at and now >= killed_at + 5:
+            os.kill(pid, 9)
+        time.sleep(0.02)
+    if os.WIFEXITED(status):
+        code = os.WEXITSTATUS(status)
+        if code == 0:
+            return 0
+        return EXIT_PAYLOAD_20X if 201 <= code <= 204 else 202
+    return 202
