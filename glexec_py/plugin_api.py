@@ -110,7 +110,8 @@ class Option:
     """One plugin option as sites write it in lcmaps.db (original spellings kept).
 
     kind: ``flag`` (no value), ``str``, ``path`` (absolute path), ``int``, ``yesno``,
-    ``choice`` (one of ``choices``). ``aliases`` are further accepted spellings.
+    ``choice`` (one of ``choices``), ``multi`` (a string that may repeat; a tuple in order).
+    ``aliases`` are further accepted spellings. :func:`parse_options` applies a table.
     """
 
     __slots__ = ("name", "kind", "default", "help", "aliases", "choices")
@@ -163,3 +164,75 @@ class CredentialView:
         self.pool_index = pool_index
         self.fqans = tuple(fqans)
         self.vo_mappings = tuple(vo_mappings)
+
+
+def parse_options(options: Sequence[Option], args: Sequence[str],
+                  plugin: str = "plugin") -> dict[str, object]:
+    """Parse lcmaps.db argument words against an Option table; PolicyConfigError on any problem.
+
+    Returns {option name: value} for every option in the table (defaults filled in); flags are
+    True when present. A value may follow as the next word or, for non-flags, after ``=`` in the
+    same word (``--max-voms-ttl=1-00:00``). Unknown words fail: LCMAPS plugins refuse unknown
+    options at initialisation.
+    """
+    by_name: dict[str, Option] = {}
+    for opt in options:
+        for spelling in (opt.name, *opt.aliases):
+            by_name[spelling] = opt
+    values: dict[str, object] = {opt.name: opt.default for opt in options}
+    i = 0
+    while i < len(args):
+        word = args[i]
+        inline = None
+        opt = by_name.get(word)
+        if opt is None and "=" in word:
+            head, _, inline = word.partition("=")
+            opt = by_name.get(head)
+            if opt is not None and opt.kind == "flag":
+                opt = None
+        if opt is None:
+            raise PolicyConfigError(f"{plugin}: unknown option {word!r}")
+        if opt.kind == "flag":
+            values[opt.name] = True
+            i += 1
+            continue
+        if inline is None:
+            if i + 1 >= len(args):
+                raise PolicyConfigError(f"{plugin}: option {word} needs a value")
+            raw = args[i + 1]
+            i += 2
+        else:
+            raw = inline
+            i += 1
+        if opt.kind == "multi":
+            values[opt.name] = (*(values[opt.name] or ()), raw)
+        else:
+            values[opt.name] = _convert_option(opt, raw, plugin)
+    return values
+
+
+def _convert_option(opt: Option, raw: str, plugin: str) -> object:
+    if opt.kind == "str":
+        return raw
+    if opt.kind == "path":
+        if not raw.startswith("/") or "\0" in raw:
+            raise PolicyConfigError(f"{plugin}: {opt.name} needs an absolute path, got {raw!r}")
+        return raw
+    if opt.kind == "int":
+        try:
+            return int(raw, 10)
+        except ValueError:
+            raise PolicyConfigError(f"{plugin}: {opt.name} needs an integer, got {raw!r}")
+    if opt.kind == "yesno":
+        low = raw.lower()
+        if low in ("yes", "true", "1"):
+            return True
+        if low in ("no", "false", "0"):
+            return False
+        raise PolicyConfigError(f"{plugin}: {opt.name} needs yes or no, got {raw!r}")
+    if opt.kind == "choice":
+        if raw not in opt.choices:
+            raise PolicyConfigError(f"{plugin}: {opt.name} must be one of "
+                                    f"{', '.join(opt.choices)}, got {raw!r}")
+        return raw
+    raise PolicyConfigError(f"{plugin}: option {opt.name} has unknown kind {opt.kind!r}")
