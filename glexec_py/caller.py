@@ -31,7 +31,7 @@ class CallerIdentity:
         self.pid = pid
 
 
-def identify_caller(uid: int, gid: int, *, invoker_pid: int) -> CallerIdentity:
+def identify_caller(uid: int, gid: int, *, invoker_pid: int, cwd: str) -> CallerIdentity:
     """Look the caller up; an account without a passwd entry is never authorized."""
     try:
         pw = pwd.getpwuid(uid)
@@ -43,10 +43,6 @@ def identify_caller(uid: int, gid: int, *, invoker_pid: int) -> CallerIdentity:
         group = grp.getgrgid(gid).gr_name
     except KeyError:
         group = str(gid)
-    try:
-        cwd = os.getcwd()
-    except OSError:
-        cwd = ""
     groups = tuple(sorted(set(os.getgroups())))
     return CallerIdentity(uid, gid, pw.pw_name, group, groups, pw.pw_dir, cwd, invoker_pid)
 

@@ -84,12 +84,13 @@ class Logger:
         else:
             self.sock = _connect_syslog()
 
-    def emit(self, priority: int, message: str, ident: str | None = None) -> None:
+    def emit(self, priority: int, message: str, ident: str | None = None,
+             tag: str | None = None) -> None:
         """Write one record; raise SiteError if it cannot be written."""
         if priority > self.limit:
             return
         message = message[:MAX_RECORD]
-        tag = f"{ident or self.ident}[{self.pid}]"
+        tag = tag or f"{ident or self.ident}[{self.pid}]"
         try:
             if self.sock is not None:
                 stamp = time.strftime("%b %d %H:%M:%S", time.localtime())
@@ -112,6 +113,11 @@ class Logger:
 
     def notice(self, message: str, ident: str | None = None) -> None:
         self.emit(NOTICE, message, ident)
+
+    def notice_line(self, line: str) -> None:
+        """A preformatted ``tag: message`` line (the glexec.mon accounting format)."""
+        tag, _, message = line.partition(": ")
+        self.emit(NOTICE, message, tag=tag)
 
     def info(self, message: str) -> None:
         self.emit(INFO, message)

@@ -4,10 +4,10 @@ Runs as: root (uid 0 in all three ids, so the caller cannot signal or stop it: t
 EGI-SVG-2011-1641). Trusts: the launch plan. Hot path: yes.
 
 The parent stays the payload's parent and reaps it with wait4, so the batch system's rusage
-chain and process-tree tracking see the payload's CPU. It is also a child subreaper: anything the
-payload orphans (a double fork, a setsid daemon) is re-parented to the launcher instead of init,
-so after the payload ends every leftover is found as a child of ours and terminated (TERM, then
-KILL) - reparenting cannot escape it (EGI-SVG-2011-1474). Signals a batch system or root sends
+chain and process-tree tracking see the payload's CPU. ``tracking.ProcessTracker`` follows every
+process the payload creates (and makes the launcher a child subreaper, so orphans re-parent to it
+rather than to init); when the payload ends, the leftovers are terminated, TERM then KILL -
+reparenting or setsid cannot escape it (EGI-SVG-2011-1474). Signals a batch system or root sends
 to the launcher are forwarded; STOP/TSTP/CONT are left alone so suspend acts on both directly.
 """
 
@@ -33,7 +33,7 @@ class Completion:
     """How the payload ended: raw wait status, CPU times, wall time, leftovers terminated."""
 
     __slots__ = ("pid", "status", "utime", "stime", "started", "ended", "leftovers",
-                 "epilogue_status")
+                 "tracking")
 
     def __init__(self, pid: int, status: int, utime: float, stime: float, started: float,
                  ended: float) -> None:
@@ -44,67 +44,16 @@ class Completion:
         self.started = started
         self.ended = ended
         self.leftovers: list[int] = []
-        self.epilogue_status: int | None = None
-
-
-def _children_of(pid: int) -> list[int]:
-    """Our current children, from /proc (names with spaces or ')' are parsed from the end)."""
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as stat_file:
-                data = stat_file.read()
-        except OSError:
-            continue
-        fields = data[data.rfind(b")") + 2:].split()
-        if len(fields) > 1 and int(fields[1]) == pid:
-            found.append(int(name))
-    return found
-
-
-def _reap_nowait() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
-def terminate_leftovers(grace: float) -> list[int]:
-    """TERM every remaining child (the payload's orphans), then KILL, until none is left."""
-    me = os.getpid()
-    signalled: list[int] = []
-    deadline = time.monotonic() + grace
-    killing = False
-    for _ in range(1000):
-        _reap_nowait()
-        children = _children_of(me)
-        if not children:
-            break
-        if not killing and time.monotonic() >= deadline:
-            killing = True
-        for pid in children:
-            try:
-                os.kill(pid, 9 if killing else 15)
-                if pid not in signalled:
-                    signalled.append(pid)
-            except ProcessLookupError:
-                pass
-        time.sleep(0.05)
-    _reap_nowait()
-    return signalled
+        self.tracking = ""
 
 
 def run_lingering(plan: LaunchPlan, *, on_started: Callable[[int], None],
                   start_child: Callable[[int], None]) -> Completion:
     """Fork the payload child, wait for it, then clean up; return how it ended."""
-    import prctl
+    from glexec_py.launch.tracking import ProcessTracker
 
-    prctl.set_child_subreaper(1)
+    tracker = ProcessTracker(method=plan.tracking or "auto")
+    tracker.before_fork()
     rfd, wfd = os.pipe2(os.O_CLOEXEC)
     parent = os.getpid()
     started = time.time()
@@ -113,6 +62,7 @@ def run_lingering(plan: LaunchPlan, *, on_started: Callable[[int], None],
         os.close(rfd)
         code, message = 202, "internal error"
         try:
+            tracker.in_child()
             start_child(parent)
         except (ClientError, SiteError, ExecError) as exc:
             code, message = exc.exit_code, exc.message
@@ -123,6 +73,7 @@ def run_lingering(plan: LaunchPlan, *, on_started: Callable[[int], None],
         finally:
             os._exit(127)
     os.close(wfd)
+    tracker.after_fork(pid)
     report = b""
     while True:
         chunk = os.read(rfd, 4096)
@@ -132,6 +83,7 @@ def run_lingering(plan: LaunchPlan, *, on_started: Callable[[int], None],
     os.close(rfd)
     if report:
         os.waitpid(pid, 0)
+        tracker.close()
         code, _, message = report.decode("utf-8", "replace").partition(" ")
         raise _ERROR_CLASSES.get(int(code) if code.isdigit() else 202, SiteError)(message)
     on_started(pid)
@@ -151,7 +103,9 @@ def run_lingering(plan: LaunchPlan, *, on_started: Callable[[int], None],
             break
     _signal.pthread_sigmask(_signal.SIG_BLOCK, FORWARDED)
     done = Completion(pid, status, usage.ru_utime, usage.ru_stime, started, time.time())
-    done.leftovers = terminate_leftovers(plan.grace or 0)
+    done.leftovers = tracker.terminate_leftovers(float(plan.grace or 0))
+    done.tracking = tracker.method_used
+    tracker.close()
     return done
 
 
