@@ -172,3 +172,23 @@ def days_from_civil(year: int, month: int, day: int) -> int:
     doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
     doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
     return era * 146097 + doe - 719468
+
+
+def encode_tlv(tag: int, content: bytes) -> bytes:
+    """DER-encode one item (definite, minimal length)."""
+    length = len(content)
+    if length < 0x80:
+        return bytes((tag, length)) + content
+    size = (length.bit_length() + 7) // 8
+    return bytes((tag, 0x80 | size)) + length.to_bytes(size, "big") + content
+
+
+def tbs_names(tbs: bytes) -> tuple[bytes, bytes]:
+    """(issuer, subject) Name DER, exactly as encoded, from a TBSCertificate."""
+    fields = read_single(tbs, TAG_SEQUENCE, "certificate").children()
+    offset = 1 if fields and fields[0].tag == 0xA0 else 0
+    if len(fields) < offset + 6:
+        raise DerError("certificate has too few fields")
+    issuer = fields[offset + 2].expect(TAG_SEQUENCE, "issuer")
+    subject = fields[offset + 4].expect(TAG_SEQUENCE, "subject")
+    return issuer.encoded, subject.encoded
