@@ -30,15 +30,16 @@ __all__ = ["Mapping", "evaluate", "load_policy_file", "compile_file"]
 class Mapping:
     """The outcome the launcher acts on. ``cred_final`` holds LCMAPS' CRED FINAL log lines."""
 
-    __slots__ = ("uid", "pgid", "sgids", "username", "pool_index", "dn", "fqans", "policy",
+    __slots__ = ("uid", "pgid", "pgids", "sgids", "username", "pool_index", "dn", "fqans", "policy",
                  "cred_final", "vo_mappings", "trace")
 
     def __init__(self, *, uid: int, pgid: int, sgids: tuple[int, ...], username: str,
                  pool_index: str | None, dn: str | None, fqans: tuple[str, ...], policy: str,
                  cred_final: list[str], vo_mappings: tuple[tuple[str, int, str], ...],
-                 trace: tuple = ()) -> None:
+                 trace: tuple = (), pgids: tuple[int, ...] = ()) -> None:
         self.uid = uid
         self.pgid = pgid
+        self.pgids = pgids or (pgid,)  # every PRI_GID in order, as LCMAPS returns them
         self.sgids = sgids
         self.username = username
         self.pool_index = pool_index
@@ -115,4 +116,5 @@ def evaluate(request: Request, *, lcmaps_db_file: str, policy_names: Sequence[st
                    pool_index=store.pool_index, dn=store.dn,
                    fqans=tuple(request.fqans or ()), policy=outcome.policy,
                    cred_final=store.cred_final_lines(),
-                   vo_mappings=tuple(store.vo_mappings), trace=tuple(outcome.trace))
+                   vo_mappings=tuple(store.vo_mappings), trace=tuple(outcome.trace),
+                   pgids=tuple(store.pgid))
