@@ -40,8 +40,10 @@ as DIRAC), the parent is removed, and nothing is printed on stdout.
 Removing (``-r DIR``): the parent of ``DIR`` must be a ``mkgltempdir.*`` directory owned by the
 caller and ``DIR`` must be a directory, not a symlink; otherwise nothing is run (the tool does not
 become a way to delete arbitrary paths of the target account, EGI-SVG-2013-5560's lesson for
-helpers that take paths). The target then runs ``rmdir -- DIR``, or with ``-f`` ``rm -rf -- DIR``;
-finally the pilot removes the parent (with ``-f``, also whatever else it can delete in it).
+helpers that take paths). The parent is put back to ``01733`` for the call, since removing an
+entry needs write access to its directory, then the target runs ``rmdir -- DIR``, or with ``-f``
+``rm -rf -- DIR``; finally the pilot removes the parent (with ``-f``, also whatever else it can
+delete in it).
 
 glexec is ``--glexec PATH``, else the first executable of ``$OSG_GLEXEC_LOCATION``,
 ``$GLEXEC_LOCATION/sbin/glexec``, ``/usr/sbin/glexec``, ``$GLITE_LOCATION/sbin/glexec`` and
@@ -219,7 +221,12 @@ def remove(path: str, force: bool, glexec: str) -> None:
         if entry is not None:
             if not stat.S_ISDIR(entry.st_mode):
                 raise ToolError(f"refusing to remove {path}: not a directory")
-            run_as_target(glexec, RMTREE_SCRIPT if force else RMDIR_SCRIPT, path)
+            # Unlinking the entry needs write access to the parent: reopen the sticky window.
+            os.fchmod(fd, WINDOW_MODE)
+            try:
+                run_as_target(glexec, RMTREE_SCRIPT if force else RMDIR_SCRIPT, path)
+            finally:
+                os.fchmod(fd, stat.S_IMODE(st.st_mode) & 0o755)
         if force:
             clear_directory(fd)
     finally:
