@@ -376,11 +376,14 @@ def _check_crl(info: CertInfo, ca: CertInfo, trust: TrustDir, policy: str, now: 
 
 
 def _collect_algorithms(result: ChainResult) -> None:
+    from cryptography.hazmat.primitives.asymmetric import dsa, rsa
+
     bits = []
     hashes = []
     for info in result.path[:result.eec_index + 1]:
         public_key = info.cert.public_key()
-        if hasattr(public_key, "key_size"):  # RSA and DSA; EC sizes are not comparable
+        if isinstance(public_key, (rsa.RSAPublicKey, dsa.DSAPublicKey)):
+            # EC sizes are not comparable with RSA sizes; min_key_bits is about RSA/DSA
             bits.append(public_key.key_size)
         if info is result.path[0]:
             result.leaf_key_bits = key_bits(public_key)
