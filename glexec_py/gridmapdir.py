@@ -238,8 +238,7 @@ def _try_link(dirfd: int, account: str, lease_name: str) -> str:
     except FileExistsError:
         return "exists"
     except OSError as e:
-        if e.errno == errno.EMLINK:
-            return "busy"
+        # EROFS, ENOSPC, EMLINK, EACCES: the site must look; nothing was created.
         raise SiteError(f"gridmapdir: cannot create lease for {account}: {e.strerror}")
     after = _lstat(dirfd, lease_name)
     if after is None or after.st_ino != st.st_ino:
