@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 from glexec_py.credentials import CRL_POLICIES, VerifyOptions, apply_options
 from glexec_py.errors import GlexecError
 from glexec_py.plugin_api import Option, Plugin, PolicyConfigError, Result, parse_options
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

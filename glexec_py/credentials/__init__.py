@@ -31,10 +31,11 @@ Safe defaults of :class:`VerifyOptions` (and why):
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from glexec_py.credentials.voms import VomsInfo
 from glexec_py.errors import AuthorizationError, ClientError, SiteError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping

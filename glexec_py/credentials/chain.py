@@ -25,12 +25,12 @@ chain that does not prove the identity. Messages are one line and name the certi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.credentials import der
 from glexec_py.credentials.dn import AmbiguousNameError, render_name_der
 from glexec_py.credentials.trustdir import canon_rdns
 from glexec_py.errors import AuthorizationError, ClientError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from glexec_py.credentials import VerifyOptions

@@ -12,7 +12,7 @@ continues a line; ``#`` comments); the subject must fully match a PERMIT of this
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from glexec_py.credentials.chain import CertInfo

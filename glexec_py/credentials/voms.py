@@ -16,11 +16,12 @@ for the log (``rejected``). Policies decide what a missing FQAN means.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from glexec_py.credentials import der
 from glexec_py.credentials.dn import dn_key, render_name_der
 from glexec_py.credentials.trustdir import canon_rdns
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from glexec_py.credentials import VerifyOptions
