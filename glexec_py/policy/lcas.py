@@ -55,6 +55,23 @@ def _unquote(value: str, where: str) -> str:
     raise PolicyConfigError(f"{where}: unbalanced quotes")
 
 
+def _strip_comment(line: str) -> str:
+    """Cut a ``#`` comment that is outside double quotes."""
+    quoted = False
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if c == "\\" and quoted:
+            i += 2
+            continue
+        if c == '"':
+            quoted = not quoted
+        elif c == "#" and not quoted:
+            return line[:i]
+        i += 1
+    return line
+
+
 def parse_lcas_db(data: bytes, path: str) -> list[LcasEntry]:
     from glexec_py.policy.mapfile import iter_lines
     from glexec_py.policy.model import tokenize_args
@@ -63,8 +80,8 @@ def parse_lcas_db(data: bytes, path: str) -> list[LcasEntry]:
     base = path.rsplit("/", 1)[0] or "/"
     for lineno, line in iter_lines(data, path):
         where = f"{path}:{lineno}"
-        text = line.strip(" \t")
-        if not text or text.startswith("#"):
+        text = _strip_comment(line).strip(" \t")
+        if not text:
             continue
         pairs: dict[str, str] = {}
         for part in text.split(","):
