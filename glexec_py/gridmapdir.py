@@ -25,9 +25,10 @@ import fcntl
 import os
 import stat
 import time
-from typing import TYPE_CHECKING
 
 from glexec_py.errors import AuthorizationError, SiteError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence

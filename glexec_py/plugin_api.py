@@ -19,9 +19,9 @@ Call order the engine promises, per compiled policy:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.errors import SiteError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence

@@ -11,11 +11,11 @@ shorter ban list.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.plugin_api import Option, Plugin, PolicyConfigError, Result, parse_options
 from glexec_py.policy.mapfile import read_mapfile
 from glexec_py.policy.subject import match_dn
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

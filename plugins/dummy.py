@@ -8,9 +8,9 @@ LCMAPS rules always have an arrow, so a one-plugin policy is written ``gridmapfi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.plugin_api import Plugin, PolicyConfigError, Result
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -16,8 +16,6 @@ outside ``-may-set``, more than 64 KiB) is an error (202).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.errors import SiteError
 from glexec_py.plugin_api import (
     CRED_FIELDS,
@@ -27,6 +25,8 @@ from glexec_py.plugin_api import (
     Result,
     parse_options,
 )
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -10,12 +10,12 @@ must equal it. Subjects are compared with ``glexec_py.policy.subject.match_dn``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.plugin_api import Option, Plugin, Result, parse_options
 from glexec_py.policy.accounts import AccountError, account_updates, default_mapfile
 from glexec_py.policy.mapfile import read_mapfile, select_mapping
 from glexec_py.policy.subject import match_dn
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

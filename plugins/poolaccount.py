@@ -13,7 +13,6 @@ exhausted pool, or an inconsistent lease, is a *failure* so the policy can fall 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from glexec_py.plugins.localaccount import GRIDMAP_OPTION, requested_account
 
@@ -29,6 +28,8 @@ from glexec_py.plugin_api import Option, Plugin, PolicyConfigError, Result, pars
 from glexec_py.policy.accounts import AccountError, account_updates, default_mapfile
 from glexec_py.policy.mapfile import read_mapfile, select_mapping
 from glexec_py.policy.subject import match_dn
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -12,9 +12,9 @@ refused: glexec-py always switches real, effective and saved ids.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.plugin_api import Option, Plugin, PolicyConfigError, Result, parse_options
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

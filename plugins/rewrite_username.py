@@ -13,10 +13,11 @@ fails, so the policy can fall back.
 from __future__ import annotations
 
 import pwd
-from typing import TYPE_CHECKING
 
 from glexec_py.plugin_api import Option, Plugin, PolicyConfigError, Result, parse_options
 from glexec_py.policy.accounts import AccountError, account_updates
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

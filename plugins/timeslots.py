@@ -13,11 +13,12 @@ allowed; wday 0 = Sunday). A time is inside a line when its hour:minute lies bet
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 from glexec_py.plugins.userban import file_argument
 
 from glexec_py.plugin_api import Option, Plugin, PolicyConfigError, Result
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

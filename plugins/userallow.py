@@ -9,13 +9,13 @@ given as the only argument or with ``-allowfile``. Exact DN comparison through
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.plugins.userban import file_argument
 
 from glexec_py.plugin_api import Option, Plugin, Result
 from glexec_py.policy.mapfile import read_mapfile
 from glexec_py.policy.subject import match_dn
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

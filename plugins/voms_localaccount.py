@@ -10,8 +10,6 @@ voms_localgroup.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.plugins.localaccount import GRIDMAP_OPTION, requested_account
 from glexec_py.plugins.voms_localgroup import NO_WILDCARD, fqans_of
 
@@ -19,6 +17,8 @@ from glexec_py.plugin_api import Option, Plugin, Result, parse_options
 from glexec_py.policy.accounts import AccountError, account_updates, default_mapfile
 from glexec_py.policy.mapfile import read_mapfile, select_mapping
 from glexec_py.policy.subject import match_fqan
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

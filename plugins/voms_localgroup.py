@@ -12,12 +12,12 @@ group fails the plugin. The first FQAN's group becomes the primary gid (unless
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.plugin_api import Option, Plugin, PolicyConfigError, Result, parse_options
 from glexec_py.policy.accounts import AccountError, lookup_group
 from glexec_py.policy.mapfile import read_mapfile, select_mapping
 from glexec_py.policy.subject import match_fqan
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -12,8 +12,6 @@ groups). By default only the uid is added (``--use-account-gid`` adds the accoun
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.plugins.localaccount import GRIDMAP_OPTION, requested_account
 from glexec_py.plugins.poolaccount import POOL_OPTIONS, configure_pool, lease_account
 from glexec_py.plugins.voms_localgroup import NO_WILDCARD, fqans_of
@@ -24,6 +22,8 @@ from glexec_py.plugin_api import Option, Plugin, Result, parse_options
 from glexec_py.policy.accounts import AccountError, account_updates, default_mapfile, group_name
 from glexec_py.policy.mapfile import read_mapfile, select_mapping
 from glexec_py.policy.subject import match_fqan
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -13,10 +13,11 @@ credential store of the successful policy into a :class:`Mapping`.
 from __future__ import annotations
 
 import pwd
-from typing import TYPE_CHECKING
 
 from glexec_py.errors import AuthorizationError
 from glexec_py.plugin_api import PolicyConfigError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -11,10 +11,10 @@ evaluation moves to another policy.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.errors import SiteError
 from glexec_py.plugin_api import CRED_FIELDS, CredentialView
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from glexec_py.plugin_api import Result

@@ -15,12 +15,12 @@ anything runs, and one initialisation failure is fatal (202). A plugin *failure*
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.errors import AuthorizationError, GlexecError, SiteError
 from glexec_py.plugin_api import PolicyConfigError, Result
 from glexec_py.policy.credstore import CredStore
 from glexec_py.policy.registry import load_plugin_class
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

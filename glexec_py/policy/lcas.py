@@ -14,10 +14,10 @@ directory. No plugin at all denies ("no authorization modules were called").
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.errors import AuthorizationError
 from glexec_py.plugin_api import CredentialView, PolicyConfigError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from glexec_py.plugin_api import Request

@@ -21,9 +21,9 @@ mapping unmatchable).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.plugin_api import PolicyConfigError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -11,9 +11,9 @@ that the engine runs — the shape a compiled-policy cache will store later.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.plugin_api import PolicyConfigError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

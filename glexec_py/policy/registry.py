@@ -8,9 +8,9 @@ when a name is missing from ``BUILTIN``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from glexec_py.plugin_api import API_VERSION, CRED_FIELDS, REQUEST_FIELDS, PolicyConfigError
+
+TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
 if TYPE_CHECKING:
     from glexec_py.plugin_api import Plugin
