@@ -177,7 +177,8 @@ static void seal_environment(void)
 
 int main(int argc, char **argv)
 {
-    if (argc < 1 || argv == NULL || argv[0] == NULL) {
+    /* Linux >= 5.18 turns an empty argv into {""}: refuse that form too. */
+    if (argc < 1 || argv == NULL || argv[0] == NULL || argv[0][0] == '\0') {
         fix_std_fds();
         die(EXIT_CLIENT, "called without a program name (empty argv)");
     }
