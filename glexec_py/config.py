@@ -56,7 +56,8 @@ KEYS: tuple[ConfKey, ...] = (
             "Callers allowed to present a certificate chain without its private key."),
     ConfKey("preserve_env_variables", "list", "",
             "Further environment variables passed to the payload besides GLEXEC_*; 'no' or empty "
-            "for none. MALLOC_* can never be preserved."),
+            "for none; NAME* keeps every variable starting with NAME (e.g. SLURM_*). MALLOC_* "
+            "can never be preserved."),
     ConfKey("create_target_proxy", "bool", "yes",
             "Copy the source proxy to the target proxy location for the payload."),
     ConfKey("log_destination", "choice", "syslog", "Where records go.", ("syslog", "file")),
@@ -225,7 +226,8 @@ def convert_value(key: ConfKey, raw: str, where: str) -> object:
             for item in items:
                 if item.upper().startswith("MALLOC_"):
                     raise SiteError(f"{where}: {item} may never be preserved (MALLOC_*)")
-                if "=" in item or not item.replace("_", "").isalnum():
+                stem = item[:-1] if item.endswith("*") else item  # NAME* keeps a prefix
+                if not stem or not stem.replace("_", "").isalnum() or not stem.isascii():
                     raise SiteError(f"{where}: bad variable name {item!r}")
         return items
     if kind == "colonlist":
