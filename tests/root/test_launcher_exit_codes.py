@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
 
 import pytest
+from fixtures.site import assert_no_side_effects, target_processes
 
 pytestmark = [pytest.mark.root, pytest.mark.installed]
 
@@ -31,36 +31,6 @@ def pool_site(site_factory):
 @pytest.fixture
 def proxy(make_proxy, accounts):
     return make_proxy("rfc", owner_uid=accounts.pilot.uid)
-
-
-def target_processes(uid: int) -> list[str]:
-    out = subprocess.run(["pgrep", "-u", str(uid)], capture_output=True, text=True).stdout
-    return out.split()
-
-
-def assert_no_side_effects(site, accounts, result, code: int) -> None:
-    assert result.code == code, result
-    lines = result.err.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("glexec: "), result.err
-    assert result.out == ""
-    assert not os.path.exists(f"/tmp/x509up_u{accounts.mapped.uid}")
-    for account in accounts.pool:
-        assert not os.path.exists(f"/tmp/x509up_u{account.uid}")
-    assert site.leases() == set()
-    for account in [accounts.mapped, *accounts.pool]:
-        assert target_processes(account.uid) == []
-    errors = [r for r in result.records if f"error {code}:" in r]
-    assert len(errors) == 1, result.records
-    assert "\n" not in errors[0]
-
-
-@pytest.fixture(autouse=True)
-def _clean_default_target_proxies(accounts):
-    for account in [accounts.mapped, *accounts.pool]:
-        try:
-            os.unlink(f"/tmp/x509up_u{account.uid}")
-        except FileNotFoundError:
-            pass
 
 
 # ---- 201: the caller must fix something ---------------------------------------------------
