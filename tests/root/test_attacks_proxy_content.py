@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.root, pytest.mark.installed]
 
 POLICY = """\
 verifyproxy = "lcmaps_verify_proxy.mod -certdir {certdir} {options}"
-poolaccount = "lcmaps_poolaccount.mod -gridmap {{site}}/grid-mapfile -gridmapdir {{site}}/gridmapdir"
+poolaccount = "lcmaps_poolaccount.mod -gridmap {{site}}/grid-mapfile"
+              "-gridmapdir {{site}}/gridmapdir"
 good = "lcmaps_dummy_good.mod"
 
 glexec_get_account:
