@@ -31,18 +31,28 @@ class CallerIdentity:
         self.pid = pid
 
 
-def identify_caller(uid: int, gid: int, *, invoker_pid: int, cwd: str) -> CallerIdentity:
-    """Look the caller up; an account without a passwd entry is never authorized."""
+def lookup_account(uid: int, gid: int, role: str) -> tuple[pwd.struct_passwd, str]:
+    """The passwd entry of ``uid`` and the name of group ``gid``.
+
+    An account without a passwd entry is never authorized (203): it must not match ``*`` or a
+    pool prefix by accident. A failing name service (LDAP down) is the site's problem (202).
+    """
     try:
         pw = pwd.getpwuid(uid)
     except KeyError:
-        raise AuthorizationError(f"calling uid {uid} has no account entry") from None
+        raise AuthorizationError(f"{role} uid {uid} has no account entry") from None
     except OSError as exc:
         raise SiteError(f"account lookup for uid {uid} failed: {exc}") from None
     try:
         group = grp.getgrgid(gid).gr_name
     except KeyError:
         group = str(gid)
+    return pw, group
+
+
+def identify_caller(uid: int, gid: int, *, invoker_pid: int, cwd: str) -> CallerIdentity:
+    """The calling account, from the ids the kernel gave the front end."""
+    pw, group = lookup_account(uid, gid, "calling")
     groups = tuple(sorted(set(os.getgroups())))
     return CallerIdentity(uid, gid, pw.pw_name, group, groups, pw.pw_dir, cwd, invoker_pid)
 

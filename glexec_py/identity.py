@@ -12,9 +12,9 @@ tracking gids) are kept so the batch system still finds, suspends and accounts t
 from __future__ import annotations
 
 import grp
-import pwd
 
-from glexec_py.errors import AuthorizationError, SiteError
+from glexec_py.caller import lookup_account
+from glexec_py.errors import AuthorizationError
 
 TYPE_CHECKING = False  # "import typing" costs ~10 ms of start-up (it imports re)
 if TYPE_CHECKING:
@@ -75,16 +75,7 @@ def resolve_target(*, uid: int, gid: int, sgids: tuple[int, ...], site: SiteConf
     if gid < site.min_target_gid:
         raise AuthorizationError(f"mapped gid {gid} is below min_target_gid "
                                  f"{site.min_target_gid}")
-    try:
-        pw = pwd.getpwuid(uid)
-    except KeyError:
-        raise AuthorizationError(f"mapped uid {uid} has no account entry") from None
-    except OSError as exc:
-        raise SiteError(f"account lookup for uid {uid} failed: {exc}") from None
-    try:
-        group = grp.getgrgid(gid).gr_name
-    except KeyError:
-        group = str(gid)
+    pw, group = lookup_account(uid, gid, "mapped")
     forbidden = _forbidden_gids(site.forbidden_target_groups)
     mapped_groups = set(sgids) | {gid}
     for g in mapped_groups:

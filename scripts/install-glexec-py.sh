@@ -3,7 +3,7 @@
 # privileged launcher from it. Run as root on Debian 12.
 #
 #   scripts/install-glexec-py.sh [--prefix DIR] [--bin PATH] [--config PATH] [--declare-only]
-#                                [--no-launcher]
+#                                [--no-launcher] [--extras NAME]
 #
 # The environment (default /opt/glexec-py) uses Debian's /usr/bin/python3: a root-owned
 # interpreter whose start-up runs no .pth files of another installation. It is a regular
@@ -11,7 +11,7 @@
 # -I -S -B and checks that every file of it is root-owned.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
-prefix=/opt/glexec-py bin=/usr/sbin/glexec config=/etc/glexec.conf declare="" launcher=1
+prefix=/opt/glexec-py bin=/usr/sbin/glexec config=/etc/glexec.conf declare="" launcher=1 extras=""
 while [ $# -gt 0 ]; do
   case $1 in
     --prefix) prefix=$2; shift 2 ;;
@@ -19,6 +19,7 @@ while [ $# -gt 0 ]; do
     --config) config=$2; shift 2 ;;
     --declare-only) declare=--declare-only; shift ;;
     --no-launcher) launcher=0; shift ;;
+    --extras) extras="[$2]"; shift 2 ;;
     *) echo "install-glexec-py: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -36,7 +37,7 @@ tar -C "$here" --exclude=.git --exclude='*.egg-info' --exclude=build --exclude='
     -cf - pyproject.toml README.md glexec_py plugins sutest | tar -C "$build" -xf -
 "$prefix/bin/pip" install -q --disable-pip-version-check --no-warn-script-location \
     --force-reinstall --no-deps "$build"
-"$prefix/bin/pip" install -q --disable-pip-version-check "$build"
+"$prefix/bin/pip" install -q --disable-pip-version-check "$build$extras"
 "$prefix/bin/python" -m compileall -q "$("$prefix/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
 if [ "$launcher" = 1 ]; then
   "$prefix/bin/glexec-install" --bin "$bin" --config "$config" $declare

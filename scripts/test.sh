@@ -9,17 +9,9 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 umask 022
 "$here/scripts/install-system-packages.sh"
 "$here/scripts/install-glexec-py.sh" --no-launcher
+# The tests run from their own environment (pytest, hypothesis), built from the same checkout.
+"$here/scripts/install-glexec-py.sh" --prefix /opt/glexec-py-test --no-launcher --extras test
 venv=/opt/glexec-py-test
-if [ ! -x "$venv/bin/pytest" ]; then
-  /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check --upgrade pip setuptools wheel
-fi
-build=$(mktemp -d)
-trap 'rm -rf "$build"' EXIT
-tar -C "$here" --exclude=.git --exclude='*.egg-info' --exclude=build --exclude='__pycache__' \
-    -cf - pyproject.toml README.md glexec_py plugins sutest | tar -C "$build" -xf -
-"$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$build"
-"$venv/bin/pip" install -q --disable-pip-version-check "$build[test]"
 cd "$here"
 set +e
 "$venv/bin/pytest" --require-all "$@"

@@ -16,21 +16,11 @@ pytestmark = [pytest.mark.root, pytest.mark.installed]
 
 
 @pytest.fixture(scope="module")
-def site(site_factory):
-    return site_factory()
-
-
-@pytest.fixture(scope="module")
 def pool_site(site_factory):
     """A site whose grid-mapfile sends the DN to the pool: a success would create a lease."""
     from fixtures.credentials import USER_DN
 
     return site_factory(mapfile=f'"{USER_DN}" .gxlpool\n')
-
-
-@pytest.fixture
-def proxy(make_proxy, accounts):
-    return make_proxy("rfc", owner_uid=accounts.pilot.uid)
 
 
 # ---- 201: the caller must fix something ---------------------------------------------------

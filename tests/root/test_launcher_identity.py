@@ -15,16 +15,6 @@ import pytest
 pytestmark = [pytest.mark.root, pytest.mark.installed]
 
 
-@pytest.fixture(scope="module")
-def site(site_factory):
-    return site_factory()
-
-
-@pytest.fixture
-def proxy(make_proxy, accounts):
-    return make_proxy("rfc", owner_uid=accounts.pilot.uid)
-
-
 def env_for(proxy) -> dict[str, str]:
     return {"GLEXEC_CLIENT_CERT": str(proxy)}
 

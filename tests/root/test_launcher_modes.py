@@ -19,16 +19,6 @@ from fixtures.site import wait_for
 pytestmark = [pytest.mark.root, pytest.mark.installed]
 
 
-@pytest.fixture(scope="module")
-def site(site_factory):
-    return site_factory()
-
-
-@pytest.fixture
-def proxy(make_proxy, accounts):
-    return make_proxy("rfc", owner_uid=accounts.pilot.uid)
-
-
 def popen_as(account, argv, env):
     return subprocess.Popen(argv, env={"PATH": "/usr/bin:/bin", **env}, user=account.uid,
                             group=account.gid, extra_groups=account.groups, cwd="/",

@@ -14,11 +14,6 @@ from fixtures.site import assert_no_side_effects
 pytestmark = [pytest.mark.root, pytest.mark.installed]
 
 
-@pytest.fixture
-def proxy(make_proxy, accounts):
-    return make_proxy("rfc", owner_uid=accounts.pilot.uid)
-
-
 def groups_of_payload(result) -> list[int]:
     for line in result.out.splitlines():
         if line.startswith("Groups:"):
