@@ -411,8 +411,9 @@ def _make_child_cgroup(controller: str, *, explicit: bool) -> tuple[str, str]:
             controllers = _read_text(os.path.join(parent, "cgroup.controllers")).split()
         except OSError as exc:
             return "", f"cannot read {parent}/cgroup.controllers: {exc.strerror}"
-        if controllers:
-            # A batch system may own this hierarchy; a sub-cgroup could change what it sees.
+        if controllers and own != "/":
+            # Controllers reach our cgroup, so a batch system may own it (Slurm or HTCondor on
+            # cgroup v2); a sub-cgroup could change what it sees. The root cgroup is nobody's job.
             return "", f"{parent} has controllers ({' '.join(controllers)}); not touching it"
     path = os.path.join(parent, f"glexec-py.{os.getpid()}")
     try:

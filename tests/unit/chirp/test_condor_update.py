@@ -87,7 +87,7 @@ def test_job_ad_gets_the_three_attributes(gxb_accounts, chirp_server, execute_di
     result_line = tree.stdout.readline()
     tree.wait(timeout=10)
     assert result_line.startswith("Result.success({})")
-    assert chirp_server.wait_for(lambda: len(chirp_server.job_ad) == 3)
+    assert chirp_server.wait_for(lambda: len(chirp_server.transcript) == 4)
     assert chirp_server.job_ad == {
         "glexec_user": '"gxbpay"',
         "glexec_x509userproxysubject": '"/DC=org/DC=test/CN=Alice \\"Q\\" Tester"',
