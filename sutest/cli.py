@@ -34,12 +34,6 @@ def make_driver(system: str, bring_up: str | None):
     if system == "slurm":
         from glexec_py.sutest.drivers.slurm import SlurmDriver
         return SlurmDriver(bring_up)
-    if system == "torque-rules":
-        from glexec_py.sutest.drivers.torque_rules import TorqueRulesDriver
-        return TorqueRulesDriver()
-    if system == "sge":
-        from glexec_py.sutest.drivers.sge import SgeDriver
-        return SgeDriver(bring_up)
     raise SystemExit(f"glexec-sutest: unknown batch system {system!r}")
 
 
@@ -80,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument("-o", "--output", default="sutest")
     b.add_argument("--cc", default=shutil.which("cc") or "cc")
     r = sub.add_parser("run", help="run the matrix against a batch system")
-    r.add_argument("--system", required=True, choices=["slurm", "torque-rules", "sge"])
+    r.add_argument("--system", required=True, choices=["slurm"])
     r.add_argument("--configs", help="comma-separated configurations (Slurm: proctrack plugins)")
     r.add_argument("--sutest", required=True, help="path of a built sutest binary")
     r.add_argument("--bring-up", help="script that brings up/reconfigures the batch system")
