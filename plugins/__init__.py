@@ -30,6 +30,7 @@ BUILTIN: dict[str, str] = {
     "verify_proxy": "glexec_py.plugins.verify_proxy:VerifyProxyPlugin",
     "condor_update": "glexec_py.plugins.condor_update:CondorUpdatePlugin",
     "tracking": "glexec_py.plugins.tracking:TrackingPlugin",
+    "tracking_groupid": "glexec_py.plugins.tracking:TrackingGroupIdPlugin",
 }
 
 # Further spellings sites use, reduced as described above. OSG ships copies of a module under a
