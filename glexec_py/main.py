@@ -250,8 +250,8 @@ def _run_pipeline(inv: object, site: SiteConfig, logger: Logger, *, caller_uid: 
         path=site.payload_path, proxy=payload_proxy)
     logger.notice(decision_record(caller, target, inv.command, cred.dn, cred.fqans,
                                   declare_only))
-    for line in getattr(mapping, "cred_final", ()) or ():
-        logger.notice(line, ident="glexec")
+    for line in mapping.cred_final:
+        logger.notice(f"lcmaps: {line}")  # the original's "glexec: lcmaps: LCMAPS CRED FINAL"
     plan = LaunchPlan(
         command=inv.command, uid=caller.uid if declare_only else target.uid,
         gid=caller.gid if declare_only else target.gid, groups=target.groups,

@@ -20,8 +20,8 @@ for p in globus-proxy-utils globus-gsi-cert-utils-progs; do
     { apt-get update -qq >/dev/null; apt-get install -y -qq --no-install-recommends "$p" >/dev/null; }
 done
 
-say "glexec-py into /opt/glexec-py and the setuid launcher at /usr/sbin/glexec"
-"$here/scripts/install-glexec-py.sh" --bin /usr/sbin/glexec --config /etc/glexec.conf
+say "glexec-py into its own environment, /opt/glexec-py"
+"$here/scripts/install-glexec-py.sh" --no-launcher
 
 say "test CA, user certificate and VOMS trust under /etc/grid-security"
 demo=/var/lib/glexec-py-demo
@@ -66,6 +66,10 @@ CONF
 chmod 0644 /etc/glexec.conf /etc/lcmaps/lcmaps-glexec.db /etc/grid-security/grid-mapfile
 install -d -m 0755 /var/log/glexec
 
+say "the setuid launcher: glexec-install --bin /usr/sbin/glexec --config /etc/glexec.conf"
+/opt/glexec-py/bin/glexec-install --bin /usr/sbin/glexec --config /etc/glexec.conf
+ls -l /usr/sbin/glexec
+
 say "the pilot makes the user's proxy with grid-proxy-init"
 pilot_home=$(getent passwd glexecpilot | cut -d: -f6)
 install -d -o glexecpilot -m 0700 "$pilot_home/.globus"
@@ -83,7 +87,7 @@ payload=$(runuser -u glexecpilot -- env GLEXEC_CLIENT_CERT="$proxy" /usr/sbin/gl
 echo "payload: $payload"
 echo
 echo "log (/var/log/glexec/glexec.log):"
-tail -n 4 /var/log/glexec/glexec.log
+tail -n 6 /var/log/glexec/glexec.log
 case $payload in
   *"uid=$(id -u demopool001)("*|*demopool*) echo; echo "demo: OK - the payload ran under the mapped pool account" ;;
   *) echo "demo: FAILED - the payload did not run under a pool account" >&2; exit 1 ;;
