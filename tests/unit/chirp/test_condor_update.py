@@ -76,8 +76,8 @@ def execute_dir(trusted_tmp) -> str:
     return str(path)
 
 
-def test_job_ad_gets_the_three_attributes(gxb_accounts, chirp_server, execute_dir) -> None:
-    pilot, target = gxb_accounts["gxbpilot"], gxb_accounts["gxbpay"]
+def test_job_ad_gets_the_three_attributes(gxf_accounts, chirp_server, execute_dir) -> None:
+    pilot, target = gxf_accounts["gxfpilot"], gxf_accounts["gxfpay"]
     tree = _start_tree(execute_dir, pilot.pw_uid, target.pw_uid)
     starter_pid = int(tree.stdout.readline())
     scratch = _scratch(execute_dir, starter_pid, pilot)
@@ -89,23 +89,23 @@ def test_job_ad_gets_the_three_attributes(gxb_accounts, chirp_server, execute_di
     assert result_line.startswith("Result.success({})")
     assert chirp_server.wait_for(lambda: len(chirp_server.transcript) == 4)
     assert chirp_server.job_ad == {
-        "glexec_user": '"gxbpay"',
+        "glexec_user": '"gxfpay"',
         "glexec_x509userproxysubject": '"/DC=org/DC=test/CN=Alice \\"Q\\" Tester"',
         "glexec_time": "1700000000",
     }
     requests = [line for line, _ in chirp_server.transcript]
     assert requests[1:] == [
-        'set_job_attr glexec_user "gxbpay"',
+        'set_job_attr glexec_user "gxfpay"',
         r'set_job_attr glexec_x509userproxysubject "/DC=org/DC=test/CN=Alice\ \\"Q\\"\ Tester"',
         "set_job_attr glexec_time 1700000000",
     ]
 
 
-def test_chirp_config_is_read_as_the_pilot_not_root(gxb_accounts, chirp_server,
+def test_chirp_config_is_read_as_the_pilot_not_root(gxf_accounts, chirp_server,
                                                     execute_dir) -> None:
     # A config owned by root 0700 is unreadable by the pilot: nothing may be sent, and the
     # launch still succeeds.
-    pilot, target = gxb_accounts["gxbpilot"], gxb_accounts["gxbpay"]
+    pilot, target = gxf_accounts["gxfpilot"], gxf_accounts["gxfpay"]
     tree = _start_tree(execute_dir, pilot.pw_uid, target.pw_uid)
     starter_pid = int(tree.stdout.readline())
     scratch = _scratch(execute_dir, starter_pid, pilot)
@@ -119,9 +119,9 @@ def test_chirp_config_is_read_as_the_pilot_not_root(gxb_accounts, chirp_server,
     assert chirp_server.connections == 0
 
 
-def test_dead_chirp_server_never_blocks_the_launch(gxb_accounts, chirp_server_factory,
+def test_dead_chirp_server_never_blocks_the_launch(gxf_accounts, chirp_server_factory,
                                                    execute_dir) -> None:
-    pilot, target = gxb_accounts["gxbpilot"], gxb_accounts["gxbpay"]
+    pilot, target = gxf_accounts["gxfpilot"], gxf_accounts["gxfpay"]
     server = chirp_server_factory()
     tree = _start_tree(execute_dir, pilot.pw_uid, target.pw_uid)
     starter_pid = int(tree.stdout.readline())
@@ -137,12 +137,12 @@ def test_dead_chirp_server_never_blocks_the_launch(gxb_accounts, chirp_server_fa
     assert float(seconds) < 0.5
 
 
-def test_not_in_a_condor_job_is_still_success(gxb_accounts) -> None:
+def test_not_in_a_condor_job_is_still_success(gxf_accounts) -> None:
     # pytest runs as root without _CONDOR_EXECUTE: the first root ancestor has no execute dir.
     plugin = CondorUpdatePlugin()
     plugin.configure(["-ignored"])
     request = Request(dn="/CN=x", launcher_pid=os.getpid(), now=1)
-    assert plugin.run(request, CredentialView(uid=(gxb_accounts["gxbpay"].pw_uid,))).ok
+    assert plugin.run(request, CredentialView(uid=(gxf_accounts["gxfpay"].pw_uid,))).ok
 
 
 def test_missing_dn_or_uid_fails_like_the_original() -> None:

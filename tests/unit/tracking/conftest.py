@@ -17,10 +17,10 @@ import time
 import pytest
 from fixtures.prereq import require_root
 
-ACCOUNT = "gxbtrack"
-UID = 47601
-GID = 47601
-TRACKING_GID = 47650
+ACCOUNT = "gxftrack"
+UID = 47801
+GID = 47801
+TRACKING_GID = 47850
 
 
 def _remove_account() -> None:

@@ -12,7 +12,7 @@ from glexec_py.plugins.tracking import TrackingGroupIdPlugin, TrackingPlugin
 
 from glexec_py.plugin_api import CredentialView, PolicyConfigError, Request
 
-LOW, HIGH = 47680, 47683
+LOW, HIGH = 47880, 47883
 
 
 @pytest.fixture
