@@ -12,7 +12,7 @@ testing=(
   lcmaps-plugins-verify-proxy liblcmaps0 liblcas0
   lcmaps-plugins-basic-localaccount lcmaps-plugins-basic-poolaccount
   lcmaps-plugins-basic-posixenf lcmaps-plugins-basic-bandn lcmaps-plugins-basic-dummy
-  lcmaps-plugins-voms libvomsapi1v5 hyperfine dpkg-dev fakeroot lintian debootstrap
+  lcmaps-plugins-voms libvomsapi1v5 liblcmaps-dev hyperfine dpkg-dev fakeroot lintian debootstrap
 )
 want=("${runtime[@]}")
 [ "${1:-}" = "--runtime" ] || want+=("${testing[@]}")
