@@ -70,6 +70,9 @@ KEYS: tuple[ConfKey, ...] = (
             "yes: warnings go to the log only, never to the caller's stderr (the one-line "
             "error message of a failure is always printed)."),
     ConfKey("syslog_facility", "choice", "LOG_DAEMON", "Syslog facility.", SYSLOG_FACILITIES),
+    ConfKey("syslog_socket", "path", "/dev/log",
+            "The syslog daemon's datagram socket (records are sent there directly, so a missing "
+            "daemon is noticed and the call fails closed).", origin="glexec-py"),
     ConfKey("lcmaps_db_file", "path", "/etc/lcmaps/lcmaps-glexec.db",
             "Mapping policy: an lcmaps.db file or its YAML form (.yaml/.yml)."),
     ConfKey("lcmaps_get_account_policy", "colonlist", "",

@@ -69,7 +69,7 @@ class Logger:
     __slots__ = ("facility", "limit", "fd", "sock", "ident", "pid", "path", "to_stderr")
 
     def __init__(self, *, destination: str, facility: str = "LOG_DAEMON", level: int = 3,
-                 path: str = "", ident: str = "glexec") -> None:
+                 path: str = "", ident: str = "glexec", socket_path: str = LOG_SOCKET) -> None:
         self.facility = FACILITIES[facility]
         self.limit = _LEVEL_LIMIT.get(level, NOTICE)
         self.ident = ident
@@ -82,7 +82,7 @@ class Logger:
         if destination == "file":
             self.fd = _open_log_file(path)
         else:
-            self.sock = _connect_syslog()
+            self.sock = _connect_syslog(socket_path)
 
     def emit(self, priority: int, message: str, ident: str | None = None,
              tag: str | None = None) -> None:
@@ -131,15 +131,15 @@ class Logger:
             self.sock = None
 
 
-def _connect_syslog():  # noqa: ANN202 - _socket.socket
+def _connect_syslog(path: str):  # noqa: ANN202 - _socket.socket
     import _socket
 
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     try:
-        sock.connect(LOG_SOCKET)
+        sock.connect(path)
     except OSError as exc:
         sock.close()
-        raise SiteError(f"cannot reach syslog at {LOG_SOCKET}: {exc.strerror or exc}") from None
+        raise SiteError(f"cannot reach syslog at {path}: {exc.strerror or exc}") from None
     return sock
 
 

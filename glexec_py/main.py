@@ -106,14 +106,15 @@ def completion_record(done: object, target: TargetIdentity, status: int) -> str:
     return (f"payload pid {done.pid} of {target.name}(uid {target.uid}) {how}; glexec exit "
             f"status {status}; CPU user {done.utime:.3f} s system {done.stime:.3f} s; wall "
             f"{done.ended - done.started:.3f} s; leftovers terminated: {len(done.leftovers)} "
-            f"(tracking: {done.tracking or 'none'})")
+            f"(tracking: {done.tracking or 'none'})"
+            + ("; the calling pilot died, payload stopped" if done.pilot_died else ""))
 
 
 def _open_logger(site: SiteConfig) -> Logger:
     from glexec_py.log import Logger
 
     return Logger(destination=site.log_destination, facility=site.syslog_facility,
-                  level=site.log_level, path=site.log_file)
+                  level=site.log_level, path=site.log_file, socket_path=site.syslog_socket)
 
 
 def _verify_credentials(site: SiteConfig, files: object, caller: CallerIdentity) -> object:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from glexec_py.launch.plan import LaunchPlan
 
 FORWARDED = (1, 2, 3, 10, 12, 14, 15, 24)  # HUP INT QUIT USR1 USR2 ALRM TERM XCPU
+
 _ERROR_CLASSES = {201: ClientError, 202: SiteError, 126: ExecError}
 
 
@@ -33,7 +34,7 @@ class Completion:
     """How the payload ended: raw wait status, CPU times, wall time, leftovers terminated."""
 
     __slots__ = ("pid", "status", "utime", "stime", "started", "ended", "leftovers",
-                 "tracking")
+                 "tracking", "pilot_died")
 
     def __init__(self, pid: int, status: int, utime: float, stime: float, started: float,
                  ended: float) -> None:
@@ -45,6 +46,67 @@ class Completion:
         self.ended = ended
         self.leftovers: list[int] = []
         self.tracking = ""
+        self.pilot_died = False
+
+
+def _kill(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _wait_for_payload_or_pilot(pid: int, pilot: int, grace: float) -> bool:
+    """Block until the payload exits; if the calling pilot dies first, stop the payload.
+
+    A dead pilot leaves nobody to act on the payload, so it gets TERM, and KILL after the grace
+    period. PR_SET_PDEATHSIG cannot tell us: the kernel checks the dying (unprivileged) parent's
+    permission to signal the root launcher and drops the signal. Process descriptors can: both
+    become readable when their process exits, and our parent's pid cannot be recycled while
+    we are still its child (checked after opening). Returns whether the pilot died first.
+    """
+    import select
+
+    payload_fd = os.pidfd_open(pid)
+    pilot_fd = -1
+    if pilot > 1:
+        try:
+            pilot_fd = os.pidfd_open(pilot)
+        except OSError:
+            pilot_fd = -1
+        if os.getppid() != pilot and pilot_fd >= 0:  # already gone (and maybe recycled)
+            os.close(pilot_fd)
+            pilot_fd = -1
+    poller = select.poll()
+    poller.register(payload_fd, select.POLLIN)
+    if pilot_fd >= 0:
+        poller.register(pilot_fd, select.POLLIN)
+    elif pilot > 1:
+        _stop(pid)  # the pilot was already gone before we could watch it
+        pilot_fd = -2
+    kill_at = time.monotonic() + grace + 1 if pilot_fd == -2 else 0.0
+    try:
+        while True:
+            timeout = None if not kill_at else max(0, int((kill_at - time.monotonic()) * 1000))
+            ready = {fd for fd, _ in poller.poll(timeout)}
+            if payload_fd in ready:
+                return bool(kill_at)
+            if pilot_fd >= 0 and pilot_fd in ready:
+                poller.unregister(pilot_fd)
+                _stop(pid)
+                kill_at = time.monotonic() + grace + 1
+            if kill_at and time.monotonic() >= kill_at:
+                _kill(pid, 9)
+                kill_at = time.monotonic() + 1  # again in a second if it is still there
+    finally:
+        os.close(payload_fd)
+        if pilot_fd >= 0:
+            os.close(pilot_fd)
+
+
+def _stop(pid: int) -> None:
+    for signum in (15, 18):  # TERM, and CONT in case it is stopped
+        _kill(pid, signum)
 
 
 def run_lingering(plan: LaunchPlan, *, on_started: Callable[[int], None],
@@ -89,20 +151,19 @@ def run_lingering(plan: LaunchPlan, *, on_started: Callable[[int], None],
     on_started(pid)
 
     def forward(signum: int, frame: object) -> None:
-        try:
-            os.kill(pid, signum)
-        except ProcessLookupError:
-            pass
+        _kill(pid, signum)
 
     for signum in FORWARDED:
         _signal.signal(signum, forward)
     _signal.pthread_sigmask(_signal.SIG_UNBLOCK, FORWARDED)
+    pilot_died = _wait_for_payload_or_pilot(pid, plan.invoker_pid, float(plan.grace or 0))
     while True:
         wpid, status, usage = os.wait4(pid, 0)
         if wpid == pid:
             break
     _signal.pthread_sigmask(_signal.SIG_BLOCK, FORWARDED)
     done = Completion(pid, status, usage.ru_utime, usage.ru_stime, started, time.time())
+    done.pilot_died = pilot_died
     done.leftovers = tracker.terminate_leftovers(float(plan.grace or 0))
     done.tracking = tracker.method_used
     tracker.close()

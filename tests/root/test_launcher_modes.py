@@ -108,7 +108,7 @@ def test_linger_no_execs_in_place(site_factory, accounts, proxy):
 # ---- declare-only and syslog -------------------------------------------------------------------
 
 def test_records_reach_a_real_rsyslog(site_factory, accounts, proxy, syslog_daemon):
-    site = site_factory(conf={"log_destination": "syslog", "syslog_facility": "LOG_LOCAL3"})
+    site = site_factory(conf=syslog_daemon.site_conf(syslog_facility="LOG_LOCAL3"))
     tag = uuid.uuid4().hex
     result = site.run(accounts.pilot, ["/bin/echo", tag], env={"GLEXEC_CLIENT_CERT": str(proxy)})
     assert result.code == 0, result
@@ -121,7 +121,7 @@ def test_records_reach_a_real_rsyslog(site_factory, accounts, proxy, syslog_daem
 
 def test_log_injection_through_arguments_is_escaped(site_factory, accounts, proxy,
                                                     syslog_daemon):
-    site = site_factory(conf={"log_destination": "syslog"})
+    site = site_factory(conf=syslog_daemon.site_conf())
     evil = "x\nglexec[1]: real_user(root)->mapped_user(root) forged\x1b[2J"
     result = site.run(accounts.pilot, ["/bin/true", evil], env={"GLEXEC_CLIENT_CERT": str(proxy)})
     assert result.code == 0, result
@@ -134,7 +134,7 @@ def test_log_injection_through_arguments_is_escaped(site_factory, accounts, prox
 
 def test_newline_in_glexec_id_is_refused_and_logged_escaped(site_factory, accounts, proxy,
                                                              syslog_daemon):
-    site = site_factory(conf={"log_destination": "syslog"})
+    site = site_factory(conf=syslog_daemon.site_conf())
     evil = "id\nglexec[1]: forged-by-glexec-id"
     result = site.run(accounts.pilot, ["/bin/true"],
                       env={"GLEXEC_CLIENT_CERT": str(proxy), "GLEXEC_ID": evil})
@@ -148,7 +148,7 @@ def test_newline_in_glexec_id_is_refused_and_logged_escaped(site_factory, accoun
 
 def test_no_syslog_fails_closed_before_the_payload(site_factory, accounts, proxy,
                                                    syslog_daemon):
-    site = site_factory(conf={"log_destination": "syslog"})
+    site = site_factory(conf=syslog_daemon.site_conf())
     marker = f"/tmp/glexec-ran-{uuid.uuid4().hex}"
     syslog_daemon.stop()
     try:
@@ -163,7 +163,7 @@ def test_no_syslog_fails_closed_before_the_payload(site_factory, accounts, proxy
 
 def test_declare_only_runs_as_the_caller_and_logs_the_decision(site_factory, accounts, proxy,
                                                                syslog_daemon):
-    site = site_factory(declare_only=True, conf={"log_destination": "syslog"})
+    site = site_factory(declare_only=True, conf=syslog_daemon.site_conf())
     stale = f"/tmp/x509up_u{accounts.mapped.uid}"
     if os.path.exists(stale):
         os.unlink(stale)
@@ -185,8 +185,8 @@ def test_declare_only_runs_as_the_caller_and_logs_the_decision(site_factory, acc
 
 
 def test_declare_only_denial_still_denies(site_factory, accounts, make_proxy, syslog_daemon):
-    site = site_factory(declare_only=True, conf={"log_destination": "syslog",
-                                                 "user_white_list": accounts.pilot.name})
+    site = site_factory(declare_only=True, conf=syslog_daemon.site_conf(
+        user_white_list=accounts.pilot.name))
     path = make_proxy("rfc", owner_uid=accounts.pilot2.uid)
     result = site.run(accounts.pilot2, ["/usr/bin/id"], env={"GLEXEC_CLIENT_CERT": str(path)})
     assert result.code == 203, result
@@ -295,3 +295,23 @@ def test_interpreter_variables_never_reach_the_root_side(site, accounts, proxy, 
     assert result.code == 0, result
     time.sleep(0.1)
     assert not marker.exists()
+
+
+def test_pilot_death_stops_the_payload_and_its_leftovers(site, accounts, proxy):
+    pidfile = f"/tmp/glexec-pd-{uuid.uuid4().hex}"
+    payload = (f'trap "" TERM; sleep 300 & echo $$ $! > {pidfile}; '
+               f"while :; do sleep 0.2; done")
+    pilot = subprocess.Popen(
+        ["/bin/sh", "-c", f"GLEXEC_CLIENT_CERT={proxy} {site.bin} /bin/sh -c '{payload}' & "
+                          "echo $!; wait"],
+        env={"PATH": "/usr/bin:/bin"}, user=accounts.pilot.uid, group=accounts.pilot.gid,
+        extra_groups=accounts.pilot.groups, cwd="/", stdout=subprocess.PIPE)
+    launcher = int(pilot.stdout.readline())
+    assert wait_for(lambda: os.path.exists(pidfile) and os.path.getsize(pidfile) > 0, 20)
+    with open(pidfile) as f:
+        shell, child = (int(p) for p in f.read().split())
+    os.unlink(pidfile)
+    pilot.kill()  # SIGKILL the pilot: its glexec must not leave the payload running
+    pilot.wait()
+    assert wait_for(lambda: not alive(launcher) and not alive(shell) and not alive(child), 15)
+    assert "the calling pilot died" in site.log_text()
