@@ -24,6 +24,8 @@ def _clear_inheritable_caps() -> None:
     import prctl
 
     prctl.cap_inheritable.limit()
+    if not read_capabilities().get("CapAmb", 1):
+        return  # the usual case (a setuid exec empties it): no ctypes import (~1.5 ms)
     try:
         import ctypes
 

@@ -119,16 +119,16 @@ def _open_logger(site: SiteConfig) -> Logger:
 
 def _verify_credentials(site: SiteConfig, files: object, caller: CallerIdentity) -> object:
     from glexec_py.caller import is_listed
-    from glexec_py.credentials import load_and_verify
+    from glexec_py.credentials.cache import verify_proxy_cached
 
     require_key = not is_listed(caller, site.omission_private_key_white_list)
-    cred = load_and_verify(files.client, certdir=site.x509_cert_dir,
-                           vomsdir=site.x509_voms_dir, require_key=require_key)
+    cred = verify_proxy_cached(files.client, certdir=site.x509_cert_dir,
+                               vomsdir=site.x509_voms_dir, require_key=require_key)
     if files.source != files.client:
         from glexec_py.credentials.dn import dn_key
 
-        source = load_and_verify(files.source, certdir=site.x509_cert_dir,
-                                 vomsdir=site.x509_voms_dir, require_key=False)
+        source = verify_proxy_cached(files.source, certdir=site.x509_cert_dir,
+                                     vomsdir=site.x509_voms_dir, require_key=False)
         if dn_key(source.dn) != dn_key(cred.dn):
             raise ClientError("GLEXEC_SOURCE_PROXY belongs to another identity than "
                               "GLEXEC_CLIENT_CERT")

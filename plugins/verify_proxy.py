@@ -131,15 +131,20 @@ class VerifyProxyPlugin(Plugin):
                 os.close(open_trusted_dir(self.certdir, what="verify_proxy -certdir"))
             except GlexecError as exc:
                 raise PolicyConfigError(exc.message)
-        self.reverify = (self.certdir is not None or values["--crl-policy"] is not None
-                         or self.verify_options.enforce_namespaces)
+        # Only a different CA directory, CRL policy or namespace enforcement can change the
+        # chain verdict; the other options are pure checks on the verified facts. The same
+        # -certdir as the launcher's therefore needs no second verification (and no crypto).
+        self.reverify_options = (values["--crl-policy"] is not None
+                                 or self.verify_options.enforce_namespaces)
 
     def run(self, request: Request, creds: CredentialView) -> Result:
         cred = request.credential
         if cred is None:
             return Result.failure("no verified proxy credential")
         try:
-            if self.reverify and not self.only_lifetimes and \
+            reverify = self.reverify_options or (self.certdir is not None
+                                                 and self.certdir != cred.certdir)
+            if reverify and not self.only_lifetimes and \
                     (self.certdir or cred.certdir) is not None:
                 from glexec_py.credentials import load_and_verify
 

@@ -112,8 +112,13 @@ class VerifiedCredential:
 
 def load_and_verify(pem: bytes, *, certdir: str, vomsdir: str | None,
                     require_key: bool = True, options: VerifyOptions | None = None,
-                    now: float | None = None) -> VerifiedCredential:
+                    now: float | None = None,
+                    depends: list | None = None) -> VerifiedCredential:
     """Verify the proxy file ``pem`` against ``certdir`` (and its ACs against ``vomsdir``).
+
+    ``depends``, if given, receives ``(files, window, cacheable)``: every trusted file the
+    verdict depended on (with the identity of the version read, or None if probed and absent)
+    and the window in which all certificates and CRLs used are valid (credentials/cache.py).
 
     Raises ClientError (201) for unusable input, AuthorizationError (203) for a chain that does
     not prove an identity or breaks an option, SiteError (202) for an untrusted certdir/vomsdir.
@@ -150,6 +155,8 @@ def load_and_verify(pem: bytes, *, certdir: str, vomsdir: str | None,
             from glexec_py.credentials.namespaces import check_namespace
 
             namespace_ok = check_namespace(trust, result.path[result.eec_index:], eec.dn)
+        if depends is not None:
+            depends.append((tuple(trust.consulted), tuple(trust.window), trust.cacheable))
     presented = result.path
     cred = VerifiedCredential(
         dn=eec.dn,

@@ -198,6 +198,8 @@ def verify_chain(certs: list[CertInfo], trust: TrustDir, options: VerifyOptions,
         _check_crl(path[index], full[index + 1], trust, options.crl_policy, now)
     result = ChainResult(path, eec_index)
     _collect_algorithms(result)
+    for info in full:  # the verdict holds only while every certificate of the path is valid
+        trust.note_window(info.not_before, info.not_after)
     return result
 
 
@@ -367,6 +369,7 @@ def _check_crl(info: CertInfo, ca: CertInfo, trust: TrustDir, policy: str, now: 
         return
     for crl in valid:
         next_update = crl.next_update_utc
+        trust.note_window(None, next_update.timestamp() if next_update is not None else None)
         if next_update is not None and now > next_update.timestamp():
             raise AuthorizationError(f"CRL of CA {ca.dn} expired at "
                                      f"{format_time(next_update.timestamp())}")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from glexec_py.credentials import der
-from glexec_py.trust import open_trusted_dir, read_trusted_file
+from glexec_py.trust import open_trusted_dir, read_trusted_file_with_identity
 
 # String types OpenSSL canonicalises (ASN1_MASK_CANON) before hashing and comparing names.
 _CANON_TAGS = {0x0C: "utf-8", 0x13: "latin-1", 0x14: "latin-1", 0x16: "latin-1",
@@ -74,13 +74,28 @@ def name_hash(name_der: bytes) -> str:
 class TrustDir:
     """An opened, trust-checked CA directory. Use as a context manager (closes the dir fd)."""
 
-    __slots__ = ("path", "fd", "_anchors", "_crls")
+    __slots__ = ("path", "fd", "_anchors", "_crls", "consulted", "window", "cacheable")
 
     def __init__(self, path: str, *, what: str = "CA directory") -> None:
         self.path = path
         self.fd = open_trusted_dir(path, what=what)
         self._anchors: dict[str, list] = {}
         self._crls: dict[str, list] = {}
+        # What a verification depended on, for the verified-chain cache (credentials/cache.py):
+        # every file read (path, identity of the version read) or probed and absent (path,
+        # None), and the time window in which every certificate and CRL used stays valid.
+        self.consulted: list[tuple[str, tuple | None]] = []
+        self.window = [float("-inf"), float("inf")]
+        self.cacheable = True
+
+    def note_file(self, path: str, identity: tuple | None) -> None:
+        self.consulted.append((path, identity))
+
+    def note_window(self, not_before: float | None, not_after: float | None) -> None:
+        if not_before is not None and not_before > self.window[0]:
+            self.window[0] = not_before
+        if not_after is not None and not_after < self.window[1]:
+            self.window[1] = not_after
 
     def __enter__(self) -> TrustDir:
         return self
@@ -97,11 +112,15 @@ class TrustDir:
         try:
             os.stat(name, dir_fd=self.fd, follow_symlinks=False)
         except FileNotFoundError:
+            self.note_file(os.path.join(self.path, name), None)
             return False
         return True
 
     def _read(self, name: str, what: str) -> bytes:
-        return read_trusted_file(os.path.join(self.path, name), max_size=1 << 20, what=what)
+        path = os.path.join(self.path, name)
+        data, identity = read_trusted_file_with_identity(path, max_size=1 << 20, what=what)
+        self.note_file(path, identity.as_tuple())
+        return data
 
     def anchors_for(self, issuer_der: bytes) -> list:
         """CA certificates (cryptography objects) whose subject equals ``issuer_der``."""

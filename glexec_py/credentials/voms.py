@@ -240,16 +240,19 @@ def _trusted_server(vo: str, host: str, issuer_der: bytes, embedded: list[bytes]
 
     from glexec_py.credentials import chain
     from glexec_py.errors import GlexecError
-    from glexec_py.trust import read_trusted_file
+    from glexec_py.trust import read_trusted_file, read_trusted_file_with_identity
 
     lsc_path = os.path.join(vomsdir, vo, host + ".lsc")
     candidates: list[list[chain.CertInfo]] = []
     try:
-        lsc = read_trusted_file(lsc_path, max_size=64 << 10, what="VOMS .lsc file")
+        lsc, identity = read_trusted_file_with_identity(lsc_path, max_size=64 << 10,
+                                                        what="VOMS .lsc file")
+        trust.note_file(lsc_path, identity.as_tuple())
     except GlexecError:
         lsc = None
         if os.path.exists(lsc_path):
             raise  # present but untrusted: a site error, not a missing configuration
+        trust.cacheable = False  # the directory-scan fallback depends on a whole listing
     if lsc is not None:
         if not embedded:
             raise AcRejected("AC carries no server certificate to match the .lsc")
