@@ -23,6 +23,7 @@ pytest_plugins = [
         "fixtures.lcmaps",
         "fixtures.chirp",
         "fixtures.daemons",
+        "fixtures.side_effects",
     )
     if (Path(__file__).parent / "fixtures" / (name.split(".")[1] + ".py")).exists()
 ]
