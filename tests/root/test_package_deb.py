@@ -229,3 +229,9 @@ def test_purge_leaves_no_file(package):
     with pytest.raises(KeyError):
         grp.getgrnam("glexec")  # created by the package, so removed by purge
     assert "/etc/glexec.conf" not in run("dpkg-statoverride", "--list").stdout
+
+
+def test_lintian_findings_are_all_overridden(deb):
+    proc = run("lintian", "--pedantic", "--info", "--allow-root", str(deb), check=False)
+    findings = [line for line in proc.stdout.splitlines() if line[:2] in ("E:", "W:", "I:", "P:")]
+    assert findings == [], proc.stdout
