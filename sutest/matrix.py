@@ -49,10 +49,12 @@ EXPECTED: dict[str, dict[str, dict[str, bool | None]]] = {
     "slurm-pgid": _table(
         {**_ALL, "setsid": False, "daemon": False},
         {**_ALL, "daemon": False, "orphan": False, "launcher_killed": False}),
-    # pbs_mom: the job's session (kill_task, injob); suspend = TSTP to the top task, then STOP
-    # to the session; CPU only for session members.
+    # pbs_mom: kill_task signals the job's session and the top task's descendants
+    # (ProcIsChild); suspend = TSTP to the top task, 5 s, then STOP to the same tasks; CPU only
+    # for session members (injob) and what the top task's wait chain reaped. A daemon leaves
+    # both the session and the tree.
     "torque-rules": _table(
-        {**_ALL, "setsid": False, "daemon": False},
+        {**_ALL, "daemon": False},
         {**_ALL, "daemon": False}),
     # Grid Engine with ENABLE_ADDGRP_KILL: the additional group id; a process that dropped it
     # and left the process group escapes.
@@ -103,31 +105,54 @@ class MatrixResult:
 
 def expected_for(system: str, launcher: str, shape: str, action: str) -> bool | None:
     value = EXPECTED[system][shape][action]
-    if launcher == "glexec-py":
-        # glexec-py is the subreaper of its payload and terminates leftovers when it is told to
-        # stop: kill catches every shape whose launcher is alive; a daemon or orphan is killed
-        # at the payload's end, so its CPU is not 'accounted' in the batch sense.
-        if shape != "launcher_killed" and action == "kill":
-            return True
-        if shape in ("daemon", "orphan") and action == "account":
-            return None
-        if shape in ("daemon", "orphan") and system == "slurm-linuxproc":
-            return True  # re-parented to the launcher: still a descendant of slurmstepd
+    if launcher != "glexec-py":
+        return value
+    if shape == "launcher_killed":
+        # The payload's first process has PR_SET_PDEATHSIG = SIGKILL: it dies with a SIGKILLed
+        # launcher, so there is nothing left to suspend or account.
+        return True if action == "kill" else None
+    # glexec-py lingers as the payload's root parent, is its child subreaper (a daemon or an
+    # orphan re-parents to it, not to init) and terminates every leftover when it is told to
+    # stop: kill catches every shape, and the launcher's wait chain reaps (and so accounts)
+    # whatever re-parented to it.
+    if action in ("kill", "account"):
+        return True
+    if system in ("slurm-linuxproc", "torque-rules") and shape in ("daemon", "orphan"):
+        # Re-parented to the launcher: still a descendant of slurmstepd / of the job's top task.
+        return True
     return value
 
 
 class Launcher:
-    """How a job script starts one shape: ``command(shape, payload_args) -> shell words``."""
+    """How a job script starts one shape: ``argv_for_shape(shape, payload_args) -> words``.
 
-    def __init__(self, name: str, argv_for_shape) -> None:
+    ``user`` is the account the job is submitted as (None: the driver's default, root for the
+    sutest probe, which must start as root).
+    """
+
+    def __init__(self, name: str, argv_for_shape, user: str | None = None) -> None:
         self.name = name
         self.argv_for_shape = argv_for_shape
+        self.user = user
 
 
-def sutest_launcher(binary: str) -> Launcher:
+def sutest_launcher(binary: str, user: str | None = None) -> Launcher:
     def argv(shape: str, payload: list[str]) -> list[str]:
         return [binary, *(["-k"] if KEEPS_GIDS[shape] else []), *payload]
-    return Launcher("sutest", argv)
+    return Launcher("sutest", argv, user)
+
+
+def glexec_launcher(glexec: str, proxy: str, pilot: str, glexec_dropping: str | None = None
+                    ) -> Launcher:
+    """The installed glexec-py launcher, called by the pilot account with the payload's proxy.
+
+    ``glexec_dropping`` is a front end of a site whose ``tracking_gid_ranges`` does not cover
+    the batch system's tracking gids (the ``gid_dropped`` shape); by default the same launcher.
+    """
+    def argv(shape: str, payload: list[str]) -> list[str]:
+        binary = glexec if KEEPS_GIDS[shape] else (glexec_dropping or glexec)
+        return ["/usr/bin/env", f"GLEXEC_CLIENT_CERT={proxy}", binary, *payload]
+    return Launcher("glexec-py", argv, pilot)
 
 
 def write_payload(rundir: str) -> str:
@@ -143,13 +168,13 @@ def shell_quote(word: str) -> str:
 
 
 def job_script(launcher: Launcher, rundir: str, shapes: list[str], mode: str,
-               wait_done: bool) -> str:
-    """A batch script (run as root) that starts every shape under the launcher."""
+               wait_done: bool, leave: bool = False) -> str:
+    """A batch script that starts every shape under the launcher (``leave``: see shapes)."""
     payload = write_payload(rundir)
     lines = ["#!/bin/sh", f"cd {shell_quote(rundir)}"]
     for shape in shapes:
         argv = launcher.argv_for_shape(shape, ["/usr/bin/python3", "-I", payload, shape, rundir,
-                                               shape, mode])
+                                               shape, mode, *(["exit"] if leave else [])])
         lines.append(" ".join(shell_quote(w) for w in argv) + " &")
         lines.append(f"echo $! > {shell_quote(os.path.join(rundir, shape + '.launcher'))}")
     lines.append("wait")

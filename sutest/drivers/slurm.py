@@ -10,6 +10,7 @@ cluster pass none and run the harness once per proctrack plugin the site uses.
 from __future__ import annotations
 
 import os
+import pwd
 import subprocess
 import time
 
@@ -56,14 +57,18 @@ class SlurmDriver(BatchDriver):
             raise RuntimeError(f"slurm bring-up failed: {result.stderr.strip()[-500:]}")
         self.current = config
 
-    def submit(self, script: str, rundir: str) -> str:
+    def submit(self, script: str, rundir: str, user: str | None = None) -> str:
         path = os.path.join(rundir, "job.sh")
         with open(path, "w") as fh:
             fh.write(script)
         os.chmod(path, 0o755)  # noqa: S103 - a job script: readable, not writable
-        result = subprocess.run(["sbatch", "--parsable", "-J", "glexec-sutest", "-o",
+        # root may submit on behalf of another account (the pilot): the job then runs as it.
+        as_user = [f"--uid={user}", f"--gid={pwd.getpwnam(user).pw_gid}"] if user else []
+        result = subprocess.run(["sbatch", "--parsable", "-J", "glexec-sutest", *as_user, "-o",
                                  os.path.join(rundir, "job.out"), "-D", rundir, path],
-                                capture_output=True, text=True, check=True)
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"sbatch failed: {result.stderr.strip()[-300:]}")
         return result.stdout.strip().split(";")[0]
 
     def kill(self, job: str) -> None:

@@ -13,6 +13,12 @@ then writes ``<tag>.done``.  The shapes (batch-interop.md B.2 plus the launcher'
 ``orphan``           ``cmd & exit``: re-parented, but same session and process group
 ``gid_dropped``      like plain, but the launcher drops the batch system's tracking gid
 ``launcher_killed``  like plain; the harness SIGKILLs the launcher before acting on the job
+
+In every shape the payload's first process stays alive until the marker has ended: a payload
+that had already ended would let a lingering launcher (glexec-py) terminate the escaped marker
+before the batch system acts, and the cell would test the launcher's clean-up instead of the batch
+system.  ``exit`` as the fifth argument makes it leave at once instead (the daemonize-and-exit
+proof: the job ends while the daemon lives on).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ PAYLOAD = r'''
 import os, sys, time
 
 shape, rundir, tag, mode = sys.argv[1:5]
+leave = sys.argv[5:6] == ["exit"]
 
 def marker():
     path = os.path.join(rundir, tag)
@@ -52,6 +59,27 @@ def marker():
     open(path + ".done", "w").close()
     os._exit(0)
 
+def alive(pid):
+    try:
+        with open("/proc/%d/stat" % pid) as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+def stay_until_marker_ends():
+    if leave:
+        sys.exit(0)
+    path = os.path.join(rundir, tag + ".pid")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        pid = int(open(path).read())
+    except (OSError, ValueError):
+        sys.exit(1)
+    while alive(pid):
+        time.sleep(0.1)
+
 if shape in ("plain", "gid_dropped", "launcher_killed"):
     marker()
 elif shape == "setsid":
@@ -60,17 +88,17 @@ elif shape == "setsid":
         os.setsid()
         marker()
     os.waitpid(pid, 0)
-elif shape == "daemon":
+elif shape in ("daemon", "orphan"):
+    # daemon: fork, setsid, fork, exit; orphan: fork, fork, exit (same session and group).
     pid = os.fork()
     if pid == 0:
-        os.setsid()
+        if shape == "daemon":
+            os.setsid()
         if os.fork() == 0:
             marker()
         os._exit(0)
     os.waitpid(pid, 0)
-elif shape == "orphan":
-    if os.fork() == 0:
-        marker()
+    stay_until_marker_ends()
 else:
     sys.exit("unknown shape " + shape)
 '''
