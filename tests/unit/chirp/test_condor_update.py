@@ -58,8 +58,10 @@ os.waitpid(pid, 0)
 def _start_tree(execute: str, pilot_uid: int, target_uid: int, dn: str = DN,
                 extra_env: dict[str, str] | None = None) -> subprocess.Popen:
     env = {"PATH": "/usr/bin:/bin", "_CONDOR_EXECUTE": execute, **(extra_env or {})}
-    return subprocess.Popen([sys.executable, "-c", TREE, str(pilot_uid), str(target_uid), dn],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+    # -I and cwd /: the checkout's unmapped glexec_py/ must not shadow the installed package
+    return subprocess.Popen([sys.executable, "-I", "-c", TREE, str(pilot_uid), str(target_uid),
+                             dn], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            env=env, cwd="/")
 
 
 def _scratch(execute: str, starter_pid: int, pilot) -> str:
