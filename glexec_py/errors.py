@@ -22,7 +22,7 @@ EXIT_CODE_TABLE: tuple[tuple[int | str, str, str], ...] = (
     ("N", "the payload's own exit code", "the command ran and exited N (0-200, 205-255)"),
     (EXIT_CLIENT, "client error: the caller must fix something",
      "no or unusable proxy, bad proxy permissions, target proxy location not usable, "
-     "command missing"),
+     "command not found (after the switch, as the target)"),
     (EXIT_SYSTEM, "system error: the site administrator must fix something",
      "glexec.conf missing, malformed or not trusted; policy or plugin initialization failed; "
      "log not writable; epilogue failed"),
@@ -31,7 +31,7 @@ EXIT_CODE_TABLE: tuple[tuple[int | str, str, str], ...] = (
      "target account refused"),
     (EXIT_PAYLOAD_20X, "the payload itself exited with 201, 202, 203 or 204", ""),
     (EXIT_CANNOT_EXECUTE, "the command could not be executed by the target account",
-     "not executable, not found after the switch, exec format error"),
+     "no execute permission for the target, exec format error"),
     ("128+N", "the payload was killed by signal N", "130 for SIGINT, 137 for SIGKILL"),
 )
 

@@ -81,9 +81,10 @@ def test_every_config_key_with_its_default(text):
 def test_every_exit_code(text):
     page = text["glexec.1"]
     exit_section = page.split("EXIT STATUS")[1].split("FILES")[0]
+    flowing = " ".join(exit_section.split())  # man justifies lines with extra blanks
     for code, meaning, _ in EXIT_CODE_TABLE:
         assert re.search(rf"^\s+{re.escape(str(code))}\s", exit_section, re.M), code
-        assert meaning.split(":")[0][1:] in exit_section
+        assert meaning.split(":")[0][1:] in flowing
 
 
 def test_every_plugin_and_option(text):
