@@ -14,8 +14,10 @@ never back off against each other and the lease tools never race a launcher.
 Every access is relative to one directory fd with ``follow_symlinks=False``: a symlink,
 directory or device planted under a lease or account name is never followed or "repaired".
 
-Lookups of an existing lease find the account by inode (:func:`find_name_by_inode`), a directory
-scan today; a reverse index can later replace that function without changing the on-disk format.
+Lookups of an existing lease find the account by inode (:func:`find_name_by_inode`) and
+allocation takes the first free account in readdir order; both first ask the root-only index of
+``glexec_py.leaseindex`` (inode -> account, the free list) and verify its answer with lstat, so
+their cost does not grow with the pool; a missing or stale index means one directory scan.
 """
 
 from __future__ import annotations
@@ -143,6 +145,23 @@ def iter_names(dirfd: int) -> Iterator[str]:
 def find_name_by_inode(dirfd: int, inode: int, exclude: str, *,
                        want_lease: bool = False) -> str | None:
     """The other name (account, or with ``want_lease`` the lease) sharing ``inode``."""
+    if not want_lease:
+        from glexec_py import leaseindex
+
+        hint = leaseindex.hinted_account(dirfd, inode)
+        if hint is not None and hint != exclude and hint[0] not in "%.":
+            st = _lstat(dirfd, hint)
+            if st is not None and st.st_ino == inode and stat.S_ISREG(st.st_mode):
+                return hint
+    found = _scan_for_inode(dirfd, inode, exclude, want_lease)
+    if not want_lease and found is not None and os.geteuid() == 0:
+        from glexec_py import leaseindex
+
+        leaseindex.note_account(dirfd, inode, found)  # the next lookup needs no scan
+    return found
+
+
+def _scan_for_inode(dirfd: int, inode: int, exclude: str, want_lease: bool) -> str | None:
     for name in iter_names(dirfd):
         if name == exclude:
             continue
@@ -218,13 +237,21 @@ def _existing(dirfd: int, req: PoolRequest) -> tuple[str | None, bool]:
     return None, True
 
 
-def _candidates(dirfd: int, req: PoolRequest) -> Iterator[str]:
+def _candidates(dirfd: int, req: PoolRequest, index: object = None) -> Iterator[str]:
+    """Pool members to try, in readdir order: the index's free list, then (only if that ran
+    out) every member from a full scan, so a stale index can never make a pool look full."""
     if req.requested is not None:
         if is_pool_member(req.requested, req.prefix, strict=req.strict):
             yield req.requested
         return
+    tried = set()
+    if index is not None:
+        for name in list(index.free):
+            if is_pool_member(name, req.prefix, strict=req.strict):
+                tried.add(name)
+                yield name
     for name in iter_names(dirfd):
-        if is_pool_member(name, req.prefix, strict=req.strict):
+        if name not in tried and is_pool_member(name, req.prefix, strict=req.strict):
             yield name
 
 
@@ -274,9 +301,17 @@ def acquire_lease(dirfd: int, req: PoolRequest) -> str | None:
         if _lstat(dirfd, req.lease_name) is not None:
             _unlink(dirfd, req.lease_name)  # orphan or overridden inconsistent lease
         raced = False
-        for candidate in _candidates(dirfd, req):
+        index = None
+        if req.requested is None:
+            from glexec_py import leaseindex
+
+            index = leaseindex.free_accounts(dirfd)
+        for candidate in _candidates(dirfd, req, index):
             outcome = _try_link(dirfd, candidate, req.lease_name)
             if outcome == "ok":
+                if index is not None:
+                    st = _lstat(dirfd, candidate)
+                    leaseindex.note_leased(dirfd, index, candidate, st.st_ino if st else 0)
                 return candidate
             if outcome == "exists":
                 raced = True

@@ -227,3 +227,69 @@ def test_corrupt_or_exposed_entry_is_ignored(cache_site, own_ca, accounts, pilot
     result = call(cache_site, accounts, proxy)
     assert result.code == 0, result
     assert entry.stat().st_ino != before and entry.stat().st_mode & 0o077 == 0
+
+
+# -- the gridmapdir lease index (glexec_py.leaseindex): hints only, never a wrong lease --------
+
+def _pool_dir(base: Path, n: int) -> Path:
+    gmd = base / "gridmapdir"
+    gmd.mkdir(mode=0o755)
+    for i in range(n):
+        (gmd / f"gxhidx{i:03d}").touch(mode=0o644)
+    return gmd
+
+
+def _lease(gmd: Path, dn: str) -> str | None:
+    from glexec_py.gridmapdir import (
+        PoolRequest,
+        acquire_lease,
+        encode_lease_name,
+        lock_gridmapdir,
+        open_gridmapdir,
+    )
+
+    fd = open_gridmapdir(str(gmd))
+    try:
+        lock_gridmapdir(fd)
+        return acquire_lease(fd, PoolRequest(encode_lease_name(dn), "gxhidx"))
+    finally:
+        os.close(fd)
+
+
+def _account_of(gmd: Path, dn: str) -> str:
+    from glexec_py.gridmapdir import encode_lease_name
+
+    ino = os.lstat(gmd / encode_lease_name(dn)).st_ino
+    return next(n for n in os.listdir(gmd) if not n.startswith("%")
+                and os.lstat(gmd / n).st_ino == ino)
+
+
+def test_lease_index_wrong_hint_is_never_believed(trusted_tmp):
+    from glexec_py import leaseindex
+    from glexec_py.gridmapdir import encode_lease_name, open_gridmapdir
+
+    gmd = _pool_dir(trusted_tmp, 5)
+    first = _lease(gmd, "/CN=a")
+    assert _lease(gmd, "/CN=a") == first  # found through the hint
+    fd = open_gridmapdir(str(gmd))
+    ino = os.lstat(gmd / encode_lease_name("/CN=a")).st_ino
+    other = next(n for n in sorted(os.listdir(gmd)) if n.startswith("gxh") and n != first)
+    leaseindex.note_account(fd, ino, other)  # a lying hint
+    os.close(fd)
+    assert _lease(gmd, "/CN=a") == first == _account_of(gmd, "/CN=a")
+
+
+def test_lease_index_sees_out_of_band_release_and_never_reports_a_free_pool_full(trusted_tmp):
+    from glexec_py.gridmapdir import encode_lease_name
+
+    gmd = _pool_dir(trusted_tmp, 3)
+    owners = {dn: _lease(gmd, dn) for dn in ("/CN=a", "/CN=b", "/CN=c")}
+    assert sorted(owners.values()) == ["gxhidx000", "gxhidx001", "gxhidx002"]
+    assert _lease(gmd, "/CN=d") is None  # exhausted
+    os.unlink(gmd / encode_lease_name("/CN=b"))  # released behind the index's back
+    assert _lease(gmd, "/CN=d") == owners["/CN=b"]
+    # an account leased from outside (a hard link the index never saw) is not handed out twice
+    os.unlink(gmd / encode_lease_name("/CN=a"))
+    os.link(gmd / owners["/CN=a"], trusted_tmp / "outside-link")
+    assert _lease(gmd, "/CN=e") is None
+    assert os.lstat(gmd / owners["/CN=a"]).st_nlink == 2
