@@ -89,6 +89,17 @@ def check_glexec_value(name: str, value: str) -> str:
     return value
 
 
+def check_glexec_values(caller_env: dict[str, str]) -> None:
+    """Refuse (201) a bad GLEXEC_* value up front, before any proxy is read or lease taken.
+
+    build_payload_env checks the same values again; doing it first as well means a refusal for
+    a newline in GLEXEC_ID never leaves a pool lease behind (the mapping runs in between).
+    """
+    for name, value in caller_env.items():
+        if name.startswith("GLEXEC_") and not name.startswith("GLEXEC_EPILOG_"):
+            check_glexec_value(name, value)
+
+
 def _preserved(name: str, patterns: tuple[str, ...]) -> bool:
     for pattern in patterns:
         if pattern.endswith("*"):

@@ -202,7 +202,7 @@ def _run_pipeline(inv: object, site: SiteConfig, logger: Logger, *, caller_uid: 
                   caller_gid: int, invoker_pid: int, installed: Installed, env_fd: int,
                   umask: int, cwd: str) -> int:
     from glexec_py.caller import check_whitelist, identify_caller
-    from glexec_py.environment import build_payload_env, read_caller_env
+    from glexec_py.environment import build_payload_env, check_glexec_values, read_caller_env
     from glexec_py.identity import resolve_target
     from glexec_py.launch.plan import LaunchPlan
     from glexec_py.launch.target_proxy import check_target_proxy_path, default_target_proxy
@@ -214,6 +214,7 @@ def _run_pipeline(inv: object, site: SiteConfig, logger: Logger, *, caller_uid: 
     caller = identify_caller(caller_uid, caller_gid, invoker_pid=invoker_pid, cwd=cwd)
     caller_env = read_caller_env(env_fd)
     check_whitelist(caller, site.user_white_list, site.group_white_list)
+    check_glexec_values(caller_env)
     files = read_proxy_files(caller_env, caller_uid=caller.uid, caller_gid=caller.gid,
                              caller_groups=caller.groups, lock=site.input_lock_mechanism)
     cred = _verify_credentials(site, files, caller)
