@@ -180,7 +180,9 @@ def run(argv: list[str], *, caller_uid: int, caller_gid: int, invoker_pid: int,
 def _report_failure(exc: GlexecError, logger: Logger | None, context: str) -> int:
     from glexec_py.log import escape
 
-    _say(f"glexec: {exc.message}")
+    # Messages quote caller-supplied paths, names and commands: escaped like the log, so a
+    # newline or terminal escape in GLEXEC_CLIENT_CERT cannot forge a second stderr line.
+    _say(f"glexec: {escape(exc.message, 2000)}")
     record = f"error {exc.exit_code}: {escape(exc.message, 2000)}"
     if exc.detail:
         record += f" ({escape(exc.detail, 6000)})"
@@ -311,6 +313,7 @@ def _linger(plan: object, site: SiteConfig, logger: Logger, target: TargetIdenti
     from glexec_py.launch.child import exec_payload
     from glexec_py.launch.linger import run_epilogue, run_lingering
     from glexec_py.launch.tracking import format_glexec_mon
+    from glexec_py.log import escape
 
     me = os.getpid()
 
@@ -345,7 +348,7 @@ def _linger(plan: object, site: SiteConfig, logger: Logger, target: TargetIdenti
     try:
         logger.notice(completion_record(done, target, status))
     except GlexecError as exc:
-        _say(f"glexec: {exc.message}")
+        _say(f"glexec: {escape(exc.message, 2000)}")
     return status
 
 
