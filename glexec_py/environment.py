@@ -83,7 +83,8 @@ def check_glexec_value(name: str, value: str) -> str:
         raise ClientError(f"{name} is longer than {MAX_GLEXEC_VALUE} bytes")
     for ch in value:
         code = ord(ch)
-        if code < 0x20 or code == 0x7F or 0xDC80 <= code <= 0xDCFF:
+        # C1 (0x80-0x9F) too: U+0085 is a line break to many log and terminal readers.
+        if code < 0x20 or 0x7F <= code <= 0x9F or 0xDC80 <= code <= 0xDCFF:
             raise ClientError(f"{name} contains a control character or invalid UTF-8: "
                               f"{_printable(value)}")
     return value
