@@ -13,7 +13,7 @@
  * It does, in this order (sudo's and Apptainer's order: protect before reading anything):
  * refuse argc == 0 (CVE-2021-4034 class); put /dev/null on any of fds 0-2 that is closed, so no
  * later file can become "stderr"; close every other descriptor; reset signal dispositions and
- * unblock everything; copy the caller's environment -- bounded, duplicates refused -- into a
+ * unblock everything; copy the caller's environment -- bounded, as opaque bytes -- into a
  * sealed memfd on fd 3, so not one caller variable reaches the interpreter's own environment
  * (no PYTHON*, LD_*, locale); in setuid mode become root in real, effective and saved ids
  * (the caller then cannot signal or ptrace the Python process), leaving the supplementary
@@ -23,7 +23,9 @@
  *
  * It does not read any file, parse configuration, resolve PATH, look at the command, change
  * the session, process group, cgroup or rlimits, or log. On its own failure it prints one line
- * and exits 202 (201 for a caller error such as an empty argv or a duplicated variable).
+ * and exits 202 (201 for a caller error such as an empty argv or an oversized environment).
+ * A variable given twice is refused by the Python side (environment.parse_env_blob), which
+ * logs the refusal and escapes the name; here it would be neither logged nor safe to print.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -117,13 +119,6 @@ static void reset_signals(void)
         die(EXIT_SYSTEM, "cannot reset the signal mask");
 }
 
-/* Length of the name part of "NAME=value", or 0 when there is no '=' or no name. */
-static size_t name_length(const char *entry)
-{
-    const char *eq = strchr(entry, '=');
-    return (eq == NULL || eq == entry) ? 0 : (size_t)(eq - entry);
-}
-
 static void seal_environment(void)
 {
     size_t count = 0, total = 0;
@@ -134,16 +129,6 @@ static void seal_environment(void)
         if (len > MAX_ENV_BYTES || total + len + 1 > MAX_ENV_BYTES)
             die(EXIT_CLIENT, "environment too large");
         total += len + 1;
-        size_t n = name_length(*e);
-        if (n == 0)
-            continue;
-        for (char **f = environ; f != e; f++) {
-            if (name_length(*f) == n && strncmp(*e, *f, n) == 0) {
-                dprintf(2, "glexec: environment variable %.*s is set twice\n",
-                        (int)(n > 64 ? 64 : n), *e);
-                _exit(EXIT_CLIENT);
-            }
-        }
     }
     int fd = memfd_create("glexec-caller-env", MFD_ALLOW_SEALING);
     if (fd == -1)
