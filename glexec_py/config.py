@@ -227,7 +227,9 @@ def convert_value(key: ConfKey, raw: str, where: str) -> object:
             if items in ((), ("no",)):
                 return ()
             for item in items:
-                if item.upper().startswith("MALLOC_"):
+                # "MALLOC*" or "MAL*" would cover MALLOC_* as surely as naming it
+                covers = item.endswith("*") and "MALLOC_".startswith(item[:-1].upper())
+                if item.upper().startswith("MALLOC_") or covers:
                     raise SiteError(f"{where}: {item} may never be preserved (MALLOC_*)")
                 stem = item[:-1] if item.endswith("*") else item  # NAME* keeps a prefix
                 if not stem or not stem.replace("_", "").isalnum() or not stem.isascii():
