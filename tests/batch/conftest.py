@@ -10,10 +10,13 @@ Two front ends: one whose ``tracking_gid_ranges`` covers the batch system's trac
 
 from __future__ import annotations
 
+import os
+import time
+
 import pytest
 from fixtures.credentials import USER_DN
 from fixtures.daemons import TRACKING_GID_RANGE
-from glexec_py.sutest.matrix import Launcher, glexec_launcher
+from glexec_py.sutest.matrix import Launcher, MatrixResult, glexec_launcher
 
 
 class GlexecColumn:
@@ -41,3 +44,24 @@ def glexec_column(site_factory, make_proxy, gxf_accounts) -> GlexecColumn:
     proxy = str(make_proxy("rfc", owner_uid=pilot.pw_uid))
     launcher = glexec_launcher(str(keeping.bin), proxy, pilot.pw_name, str(dropping.bin))
     return GlexecColumn(launcher, keeping, dropping, proxy, pilot, target)
+
+
+def save_cells(cells: list) -> None:
+    """Merge ``cells`` into ``$GLEXEC_SUTEST_RESULT`` (JSON), replacing those of their systems.
+
+    Unset: nothing is saved. ``glexec-sutest report FILE`` renders the file; that is how
+    docs/batch-report.md is made from a test run.
+    """
+    path = os.environ.get("GLEXEC_SUTEST_RESULT")
+    if not path:
+        return
+    result = MatrixResult()
+    if os.path.exists(path):
+        with open(path) as fh:
+            result = MatrixResult.from_json(fh.read())
+    systems = {c.system for c in cells}
+    result.cells = [c for c in result.cells if c.system not in systems] + list(cells)
+    result.meta["systems"] = sorted({c.system for c in result.cells})
+    result.meta["made"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
+    with open(path, "w") as fh:
+        fh.write(result.to_json())

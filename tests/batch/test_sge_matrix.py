@@ -15,6 +15,8 @@ from glexec_py.sutest.drivers import run_matrix
 from glexec_py.sutest.drivers.sge import SgeDriver, parse_qacct_cpu
 from glexec_py.sutest.matrix import sutest_launcher
 
+from batch.conftest import save_cells
+
 pytestmark = [pytest.mark.sge, pytest.mark.root, pytest.mark.slow]
 
 
@@ -24,6 +26,7 @@ def test_matrix_matches_the_reference(sge_cell, setuid_sutest, glexec_column,
     pilot = gxf_accounts["gxfpilot"].pw_name
     cells = run_matrix(driver, "", [sutest_launcher(setuid_sutest, pilot),
                                     glexec_column.launcher])
+    save_cells(cells)
     assert len(cells) == 2 * 6 * 4
     unexpected = [(c.launcher, c.shape, c.action, c.detail) for c in cells
                   if c.verdict == "FAIL"]

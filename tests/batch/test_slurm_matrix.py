@@ -19,13 +19,14 @@ import pytest
 from glexec_py.sutest.drivers import make_rundir, run_matrix
 from glexec_py.sutest.drivers.slurm import SlurmDriver, parse_slurm_duration
 from glexec_py.sutest.matrix import (
-    MatrixResult,
     job_script,
     kill_quietly,
     proc_state,
     read_pid,
     sutest_launcher,
 )
+
+from batch.conftest import save_cells
 
 pytestmark = [pytest.mark.slurm, pytest.mark.root, pytest.mark.slow]
 
@@ -44,21 +45,6 @@ def uid_processes(uid: int) -> list[int]:
         if int(fields["Uid"].split()[0]) == uid and fields["State"].split()[0] not in "ZX":
             found.append(int(name))
     return found
-
-
-def save_cells(cells, config: str) -> None:
-    path = os.environ.get("GLEXEC_SUTEST_RESULT")
-    if not path:
-        return
-    result = MatrixResult(meta={"system": "slurm", "configs": []})
-    if os.path.exists(path):
-        with open(path) as fh:
-            result = MatrixResult.from_json(fh.read())
-    result.cells = [c for c in result.cells if c.system != f"slurm-{config}"] + list(cells)
-    result.meta["configs"] = sorted({c.system for c in result.cells})
-    result.meta["made"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    with open(path, "w") as fh:
-        fh.write(result.to_json())
 
 
 def test_daemonized_payload_does_not_outlive_the_job_on_linuxproc(
@@ -108,7 +94,7 @@ def test_matrix_matches_the_reference(slurm_cluster, sutest_binary, glexec_colum
     driver.start(proctrack)
     cells = run_matrix(driver, proctrack,
                        [sutest_launcher(sutest_binary), glexec_column.launcher])
-    save_cells(cells, proctrack)
+    save_cells(cells)
     assert len(cells) == 2 * 6 * 4
     unexpected = [(c.launcher, c.shape, c.action, c.detail) for c in cells
                   if c.verdict == "FAIL"]
@@ -124,7 +110,9 @@ def test_matrix_matches_the_reference(slurm_cluster, sutest_binary, glexec_colum
                     and c.shape != "launcher_killed"]
     assert all(c.observed is True for c in glexec_kills)
     if proctrack == "cgroup":
-        assert all(c.verdict == "pass" for c in cells)
+        # Nothing escapes the step cgroup ("n/a": a payload that died with its SIGKILLed
+        # glexec-py launcher has nothing left to suspend or account).
+        assert all(c.verdict in ("pass", "n/a") for c in cells)
     else:
         assert any(c.verdict == "limit" for c in cells if c.launcher == "sutest")
     assert uid_processes(glexec_column.target.pw_uid) == []

@@ -13,12 +13,15 @@ from glexec_py.sutest.drivers import run_matrix
 from glexec_py.sutest.drivers.torque import TorqueRulesDriver, job_tasks, session_cpu
 from glexec_py.sutest.matrix import sutest_launcher
 
+from batch.conftest import save_cells
+
 pytestmark = [pytest.mark.root, pytest.mark.slow]
 
 
 def test_matrix_under_pbs_mom_rules(sutest_binary, glexec_column) -> None:
     driver = TorqueRulesDriver()
     cells = run_matrix(driver, "", [sutest_launcher(sutest_binary), glexec_column.launcher])
+    save_cells(cells)
     assert len(cells) == 2 * 6 * 4
     unexpected = [(c.launcher, c.shape, c.action, c.detail) for c in cells
                   if c.verdict == "FAIL"]
