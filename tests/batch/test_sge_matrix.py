@@ -43,3 +43,31 @@ def test_qacct_cpu_parser() -> None:
     assert parse_qacct_cpu("qname        all.q\ncpu          3.012s\nmem 0\n") == 3.012
     assert parse_qacct_cpu("cpu          12.5\n") == 12.5
     assert parse_qacct_cpu("error: job id 7 not found\n") is None
+
+
+def test_payload_keeps_the_jobs_tracking_gid_only_where_configured(sge_cell, glexec_column
+                                                                    ) -> None:
+    """Grid Engine gives the job an additional gid from gid_range; the keeping site passes it
+    to the payload (so qdel/qmod/online usage find it), the other site drops it."""
+    from fixtures.daemons import TRACKING_GID_RANGE
+    from glexec_py.sutest.drivers import make_rundir
+    from glexec_py.sutest.matrix import shell_quote
+
+    driver = SgeDriver()
+    rundir = make_rundir("sge-gid")
+    lines = ["#!/bin/sh", "echo job $(id -G)"]
+    for tag, site in (("kept", glexec_column.keeping), ("dropped", glexec_column.dropping)):
+        lines.append(f"echo {tag} $(env GLEXEC_CLIENT_CERT={shell_quote(glexec_column.proxy)} "
+                     f"{shell_quote(str(site.bin))} /usr/bin/id -G)")
+    job = driver.submit("\n".join(lines) + "\n", rundir, glexec_column.pilot.pw_name)
+    assert driver.wait_finished(job, 60.0)
+    with open(f"{rundir}/job.out") as fh:
+        rows = [line.split() for line in fh if line.strip()]
+    groups = {row[0]: {int(g) for g in row[1:]} for row in rows}
+    low, high = TRACKING_GID_RANGE
+    tracking = {g for g in groups["job"] if low <= g <= high}
+    assert len(tracking) == 1, groups
+    assert tracking <= groups["kept"]
+    assert not tracking & groups["dropped"]
+    assert glexec_column.target.pw_gid in groups["kept"] and glexec_column.target.pw_gid in \
+        groups["dropped"]
