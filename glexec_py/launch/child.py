@@ -64,9 +64,9 @@ def become_target(plan: LaunchPlan, *, parent_pid: int = 0) -> None:
 
         ids.drop_to(plan.uid, plan.gid, plan.groups)
     if parent_pid:
-        import prctl
+        import _prctl
 
-        prctl.set_pdeathsig(9)
+        _prctl.prctl(_prctl.PR_SET_PDEATHSIG, 9)
         if os.getppid() != parent_pid:
             raise SiteError("launcher went away before the payload started")
     if plan.proxy_data is not None:

@@ -85,13 +85,14 @@ def evaluate(request: Request, *, lcmaps_db_file: str, policy_names: Sequence[st
              use_lcas: bool = False, lcas_db_file: str | None = None,
              mode: str = "run") -> Mapping:
     """Map ``request``; AuthorizationError (203) on denial, PolicyConfigError (202) on bad setup."""
+    from glexec_py.policy.compiled import compile_cached
     from glexec_py.policy.engine import Engine, deny
     from glexec_py.policy.model import split_policy_names
 
     if mode not in ("run", "verify"):
         raise PolicyConfigError(f"unknown policy mode {mode!r}")
     names = split_policy_names(policy_names)
-    engine = Engine(compile_file(lcmaps_db_file))
+    engine = Engine(compile_cached(lcmaps_db_file))
     if names:
         engine.select(names)  # an unknown policy name is a site error before anything runs
     if use_lcas:

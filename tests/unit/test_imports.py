@@ -3,7 +3,7 @@
 A repeated glexec call must stay import-light (architecture §2.10): ``cryptography`` alone costs
 60-80 ms, ``typing``/``re``/``enum``/``dataclasses`` 5-20 ms each. This runs the installed
 product's pipeline exactly as the front end starts it (``python -I -S -B``, sys.path pinned to
-the launcher's site-packages, prctl loaded by the bootstrap, the caller environment sealed in a
+the launcher's site-packages, _prctl loaded by the bootstrap, the caller environment sealed in a
 memfd on fd 3) as root for the unprivileged pilot, twice: the first call fills the caches, the
 second is the warm path. At the payload's execve the runner prints ``sys.modules`` on stderr
 and stops; the modules beyond a bare ``python -I -S -B`` must all be on the allowlist.
@@ -28,8 +28,8 @@ RUNNER = r"""
 import os, sys
 site, config, uid, gid, proxy = sys.argv[1:6]
 sys.path[:] = [p for p in sys.path if p.startswith(sys.base_prefix)] + [site]
-import prctl  # what bootstrap.py loads before main
-prctl.set_dumpable(False)
+import _prctl  # what bootstrap.py loads before main
+_prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
 import fcntl
 fd = os.memfd_create("glexec-caller-env", os.MFD_ALLOW_SEALING)
 os.write(fd, b"PATH=/usr/bin:/bin\0GLEXEC_CLIENT_CERT=" + proxy.encode() + b"\0")
