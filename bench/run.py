@@ -460,23 +460,29 @@ def scaling_cases(env: Env) -> list[Case]:
                 os.link(gmd / SCALE_MINE, gmd / "%2fdc%3dorg%2fcn%3dsomeoneelse")
             write_policy(d, env, gmd, f'"{USER_DN}" .gxhsc\n')
             conf = glexec_conf(env, d, f"scale-{n}-{scenario}")
-            tag = f"s{n}{scenario[:2]}"
+            tag = f"s{n}{scenario[:3]}"  # existing and exhausted differ in the third letter
             launcher = install_launcher(env, tag, conf)
             driver = build_driver(env, d, tag)
 
-            def release(gmd: Path = gmd) -> None:
+            def unlink(gmd: Path = gmd) -> None:
+                # how LCMAPS sites release: remove the lease file
                 try:
                     os.unlink(gmd / from_lease)
                 except FileNotFoundError:
                     pass
 
-            prepare = release if scenario == "new" else None
+            def release(gmd: Path = gmd) -> None:
+                # how glexec-py sites release: the admin tool, which keeps the lease index exact
+                sh(str(PRODUCT / "bin" / "glexec-gridmapdir"), "release", str(gmd), SCALE_FREE)
+
             expect = 203 if scenario == "exhausted" else 0
-            for impl, argv in (("glexec-py", [str(launcher), "/bin/true"]),
-                               ("LCMAPS", [str(driver), "glexec_get_account", "/bin/true"])):
+            for impl, argv, prepare in (
+                    ("glexec-py", [str(launcher), "/bin/true"], release),
+                    ("LCMAPS", [str(driver), "glexec_get_account", "/bin/true"], unlink)):
                 # the driver fails with its own 203 on an exhausted pool, like gLExec
                 cases.append(Case(f"{impl} {scenario} lease, {n} accounts", argv, env=proxy_env,
-                                  prepare=prepare, expect=expect, group=f"{impl}:{scenario}:{n}"))
+                                  prepare=prepare if scenario == "new" else None, expect=expect,
+                                  group=f"{impl}:{scenario}:{n}"))
     return cases
 
 

@@ -367,7 +367,12 @@ def release_lease(dirfd: int, lease_name: str) -> str:
     if not lease_name.startswith("%") or not stat.S_ISREG(st.st_mode):
         raise SiteError(f"gridmapdir: {lease_name} is not a lease")
     account = find_name_by_inode(dirfd, st.st_ino, lease_name) or ""
+    from glexec_py import leaseindex
+
+    index = leaseindex.exact_index(dirfd) if account else None
     _unlink(dirfd, lease_name)
+    if index is not None:
+        leaseindex.note_released(dirfd, index, account)
     return account
 
 

@@ -214,6 +214,30 @@ def free_accounts(dirfd: int) -> LeaseIndex | None:
     return index
 
 
+def exact_index(dirfd: int) -> LeaseIndex | None:
+    """The recorded index if it is exact for the directory right now (else None)."""
+    if os.geteuid() != 0:
+        return None
+    index = load_index(dirfd)
+    if index is not None and index.dir_state == _dir_state(dirfd)[1]:
+        return index
+    return None
+
+
+def note_released(dirfd: int, index: LeaseIndex, account: str) -> None:
+    """After our own unlink of a lease under the lock (glexec-gridmapdir release/expire).
+
+    With no other free account known the freed one is exactly the free list; otherwise its
+    place in readdir order is unknown, so the next allocation rescans.
+    """
+    if not index.free and not index.more:
+        index.free = [account]
+        index.dir_state = _dir_state(dirfd)[1]
+    else:
+        index.dir_state = (-1, -1)
+    save_index(index)
+
+
 def note_leased(dirfd: int, index: LeaseIndex, account: str, inode: int) -> None:
     """After our own link(2) under the lock: the account is taken, the directory state is new."""
     try:

@@ -293,3 +293,25 @@ def test_lease_index_sees_out_of_band_release_and_never_reports_a_free_pool_full
     os.link(gmd / owners["/CN=a"], trusted_tmp / "outside-link")
     assert _lease(gmd, "/CN=e") is None
     assert os.lstat(gmd / owners["/CN=a"]).st_nlink == 2
+
+
+def test_lease_index_after_a_release_by_the_tools_hands_out_the_freed_account(trusted_tmp):
+    from glexec_py.gridmapdir import (
+        encode_lease_name,
+        lock_gridmapdir,
+        open_gridmapdir,
+        release_lease,
+    )
+
+    gmd = _pool_dir(trusted_tmp, 4)
+    owners = {dn: _lease(gmd, dn) for dn in ("/CN=a", "/CN=b", "/CN=c", "/CN=d")}
+    for dn in ("/CN=c", "/CN=a"):  # one release into a full pool, then one more
+        fd = open_gridmapdir(str(gmd))
+        lock_gridmapdir(fd)
+        assert release_lease(fd, encode_lease_name(dn)) == owners[dn]
+        os.close(fd)
+    # both free again: LCMAPS' choice, the first free account in readdir order, comes first
+    order = [n for n in os.listdir(gmd) if n in (owners["/CN=a"], owners["/CN=c"])]
+    assert _lease(gmd, "/CN=e") == order[0]
+    assert _lease(gmd, "/CN=f") == order[1]
+    assert _lease(gmd, "/CN=g") is None
