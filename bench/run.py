@@ -4,7 +4,8 @@ Run as root with Debian's python3 (stdlib only): ``bash bench/run.sh [--runs N] 
 Sets up everything under /run/glexec-py-bench and /usr/local/libexec/glexec-py-bench (accounts
 ``gxh*`` with uids 48100-48199, a test CA made by scripts/make-test-ca.sh, proxies made by
 grid-proxy-init and voms-proxy-fake, glexec-py launchers installed with glexec-install from
-/opt/glexec-py, a setuid gLExec-equivalent driver on Debian's liblcmaps0, a sudoers drop-in)
+the product environment ``--prefix`` (bench/run.sh: /opt/glexec-py-bench, built from git HEAD),
+a setuid gLExec-equivalent driver on Debian's liblcmaps0, a sudoers drop-in)
 and removes all of it at the end, also after a failure.
 
 Every figure is the wall time of a whole process started from the pilot account (setpriv and
@@ -29,7 +30,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PRODUCT = Path("/opt/glexec-py")
+PRODUCT = Path("/opt/glexec-py-bench")  # --prefix; bench/run.sh builds it from git HEAD
 BASE = Path("/run/glexec-py-bench")
 BIN = Path("/usr/local/libexec/glexec-py-bench")
 SUDOERS = Path("/etc/sudoers.d/gxh-bench")
@@ -610,12 +611,16 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="main table only (no scaling, memory, concurrency)")
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--prefix", default="/opt/glexec-py-bench",
+                        help="product environment whose glexec-install builds the launchers")
     parser.add_argument("--clean", action="store_true", help="remove what --keep left")
     parser.add_argument("--keep", action="store_true", help="leave the set-up for debugging")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("bench: run as root", file=sys.stderr)
         return 1
+    global PRODUCT
+    PRODUCT = Path(args.prefix)
     env = Env()
     out: list[str] = []
     if args.clean:
