@@ -19,7 +19,6 @@ from fixtures.side_effects import assert_refused
 
 pytestmark = [pytest.mark.root, pytest.mark.installed]
 
-POOL_MAPFILE = f'"{USER_DN}" .gxlpool\n'
 NO_PASSWD_UID = 48050  # gxa range: never given a passwd entry
 
 
@@ -46,10 +45,10 @@ class Nobody:
     ("whitelisted_tracking_gid_is_not_a_group_member",
      {"user_white_list": "", "group_white_list": "gxlvictim"}, "pilot", [47090]),
 ], ids=lambda v: v if isinstance(v, str) else None)
-def test_caller_not_admitted(site_factory, accounts, make_proxy, snapshot, case, conf, caller,
+def test_caller_not_admitted(attack_site, accounts, make_proxy, snapshot, case, conf, caller,
                              extra_groups):
     account = getattr(accounts, caller)
-    site = site_factory(conf=conf, mapfile=POOL_MAPFILE)
+    site = attack_site(conf=conf)
     path = make_proxy("rfc", owner_uid=account.uid)
     snap = snapshot(site)
     result = site.run(account, ["/usr/bin/id"], env={"GLEXEC_CLIENT_CERT": str(path)},
@@ -61,10 +60,10 @@ def test_caller_not_admitted(site_factory, accounts, make_proxy, snapshot, case,
     ("gxlextra", [], 203), ("gxlextra", [47040], 0), ("gxlpilot", [], 0),
     ("gxlpilot, gxlextra", [47040], 0)],
     ids=["a04_supplementary_missing", "a04_supplementary_only", "a04_primary_only", "a04_both"])
-def test_a04_group_white_list_primary_and_supplementary(site_factory, accounts, make_proxy,
-                                                        snapshot, group_list, extra, code):
-    site = site_factory(conf={"user_white_list": "", "group_white_list": group_list},
-                        mapfile=POOL_MAPFILE)
+def test_a04_group_white_list_primary_and_supplementary(attack_site, accounts, attack_accounts,
+                                                        make_proxy, snapshot, group_list, extra,
+                                                        code):
+    site = attack_site(conf={"user_white_list": "", "group_white_list": group_list})
     path = make_proxy("rfc", owner_uid=accounts.pilot.uid)
     snap = snapshot(site)
     result = site.run(accounts.pilot, ["/usr/bin/id", "-u"],
@@ -74,14 +73,13 @@ def test_a04_group_white_list_primary_and_supplementary(site_factory, accounts, 
         assert_refused(site, result, code, snap)
     else:
         assert result.code == 0, result
-        assert int(result.out) in {a.uid for a in accounts.pool}
+        assert int(result.out) in {a.uid for a in attack_accounts.pool}
 
 
 @pytest.mark.parametrize("white_list", ["*", ".", "(none)", ""])
-def test_a03_caller_without_passwd_entry_never_matches(site_factory, accounts, make_proxy,
-                                                       snapshot, white_list):
-    site = site_factory(conf={"user_white_list": white_list, "group_white_list": "*"},
-                        mapfile=POOL_MAPFILE)
+def test_a03_caller_without_passwd_entry_never_matches(attack_site, make_proxy, snapshot,
+                                                       white_list):
+    site = attack_site(conf={"user_white_list": white_list, "group_white_list": "*"})
     path = make_proxy("rfc", owner_uid=NO_PASSWD_UID)
     os.chmod(path.parent, 0o755)
     snap = snapshot(site)

@@ -106,7 +106,7 @@ def test_b14_callers_own_ca_through_environment_is_ignored(pool_site, accounts, 
 
 
 def test_b16_hostile_shell_variables_do_not_reach_the_payload(pool_site, accounts, proxy,
-                                                              marker_dir):
+                                                              attack_accounts, marker_dir):
     marker = marker_dir / "bash-env-sourced"
     script = marker_dir / "env.sh"
     script.write_text(f"echo sourced >> {marker}\n")
@@ -123,7 +123,7 @@ def test_b16_hostile_shell_variables_do_not_reach_the_payload(pool_site, account
     lines = result.out.splitlines()
     uid = int(lines[0])
     env = dict(line.partition("=")[::2] for line in lines[1:] if "=" in line)
-    pool = {a.uid: a for a in accounts.pool}
+    pool = {a.uid: a for a in attack_accounts.pool}
     assert uid in pool
     assert env["HOME"] == pool[uid].home and env["USER"] == pool[uid].name
     assert env["PATH"] == "/usr/bin:/bin" or ".:" not in env["PATH"]
@@ -135,12 +135,9 @@ def test_b16_hostile_shell_variables_do_not_reach_the_payload(pool_site, account
     assert "hijacked" not in result.out
 
 
-def test_b16_spoofed_identity_variables_do_not_whitelist(site_factory, accounts, make_proxy,
+def test_b16_spoofed_identity_variables_do_not_whitelist(attack_site, accounts, make_proxy,
                                                          snapshot):
-    from fixtures.credentials import USER_DN
-
-    site = site_factory(conf={"user_white_list": accounts.pilot.name},
-                        mapfile=f'"{USER_DN}" .gxlpool\n')
+    site = attack_site(conf={"user_white_list": accounts.pilot.name})
     path = make_proxy("rfc", owner_uid=accounts.pilot2.uid)
     snap = snapshot(site)
     result = site.run(accounts.pilot2, ["/usr/bin/id"],
@@ -207,9 +204,9 @@ def test_malformed_entries_outside_glexec_names_are_dropped(pool_site, accounts,
 
 @pytest.mark.parametrize("pattern", ["MALLOC_CHECK_", "MALLOC_*", "malloc_perturb_", "MALLOC*",
                                      "MALL*", "*"])
-def test_b22_preserving_malloc_variables_is_a_site_error(site_factory, accounts, proxy,
+def test_b22_preserving_malloc_variables_is_a_site_error(attack_site, accounts, proxy,
                                                          snapshot, pattern):
-    site = site_factory(conf={"preserve_env_variables": pattern})
+    site = attack_site(conf={"preserve_env_variables": pattern})
     snap = snapshot(site)
     result = site.run(accounts.pilot, ["/usr/bin/env"],
                       env={"GLEXEC_CLIENT_CERT": str(proxy), "MALLOC_CHECK_": "3"})

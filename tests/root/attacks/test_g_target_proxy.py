@@ -1,6 +1,6 @@
 """Attack catalogue group G (writing the target proxy), through the installed launcher.
 
-The site maps to one account (``accounts.mapped``), so the hostile GLEXEC_TARGET_PROXY can be
+The site maps to one account (the suite's own gxauser), so the hostile GLEXEC_TARGET_PROXY can be
 aimed at its directories. Besides the catalogue: symlinks and hard links at the target name,
 a directory there, device and /proc names, a directory component that is a pilot's symlink,
 ``..`` out of a sticky directory, a victim's private directory, and a dangling symlink in /tmp
@@ -19,16 +19,16 @@ pytestmark = [pytest.mark.root, pytest.mark.installed]
 
 
 @pytest.fixture
-def target_dir(accounts, trusted_tmp):
+def target_dir(attack_accounts, trusted_tmp):
     """A directory owned by the mapped (target) account, 0700."""
     path = trusted_tmp / "target-dir"
     path.mkdir(mode=0o700)
-    os.chown(path, accounts.mapped.uid, accounts.mapped.gid)
+    os.chown(path, attack_accounts.user.uid, attack_accounts.user.gid)
     return path
 
 
-def make_case(case: str, *, accounts, target_dir, trusted_tmp, victim_files) -> str:
-    mapped, pilot, victim = accounts.mapped, accounts.pilot, accounts.victim
+def make_case(case: str, *, accounts, mapped, target_dir, trusted_tmp, victim_files) -> str:
+    pilot, victim = accounts.pilot, accounts.victim
     private = next(p for p in victim_files if p.endswith("private.txt"))
     if case == "g78_file_of_another_user_in_target_dir":
         path = target_dir / "proxy"
@@ -109,9 +109,11 @@ CASES = ["g78_file_of_another_user_in_target_dir", "g79_etc_passwd", "g79_etc_sh
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_hostile_target_proxy_is_refused(site, accounts, proxy, target_dir, trusted_tmp,
-                                         victim_files, snapshot, case):
-    value = make_case(case, accounts=accounts, target_dir=target_dir, trusted_tmp=trusted_tmp,
+def test_hostile_target_proxy_is_refused(target_site, accounts, attack_accounts, proxy,
+                                         target_dir, trusted_tmp, victim_files, snapshot, case):
+    site = target_site
+    value = make_case(case, accounts=accounts, mapped=attack_accounts.user,
+                      target_dir=target_dir, trusted_tmp=trusted_tmp,
                       victim_files=victim_files)
     env = {"GLEXEC_CLIENT_CERT": str(proxy)}
     if value:
@@ -131,14 +133,15 @@ def test_hostile_target_proxy_is_refused(site, accounts, proxy, target_dir, trus
                        after_decision=case not in ("trailing_slash", "relative"))
     finally:
         if case == "g82_precreated_by_pilot_in_tmp":
-            os.unlink(f"/tmp/x509up_u{accounts.mapped.uid}")
+            os.unlink(f"/tmp/x509up_u{attack_accounts.user.uid}")
         if value.startswith("/tmp/gxa-"):
             os.unlink(value.split("/passwd")[0])
 
 
-def test_g85_file_size_limit_never_leaves_a_truncated_proxy(site, accounts, proxy, target_dir,
-                                                           snapshot):
+def test_g85_file_size_limit_never_leaves_a_truncated_proxy(target_site, accounts, proxy,
+                                                           target_dir, snapshot):
     """RLIMIT_FSIZE below the proxy's size: refused, no partial file, payload not started."""
+    site = target_site
     import resource
     import subprocess
 
@@ -161,12 +164,13 @@ def test_g85_file_size_limit_never_leaves_a_truncated_proxy(site, accounts, prox
     assert os.listdir(target_dir) == []
 
 
-def test_g88_default_target_proxy_is_the_targets_own(site, accounts, proxy):
-    target = f"/tmp/x509up_u{accounts.mapped.uid}"
+def test_g88_default_target_proxy_is_the_targets_own(target_site, accounts, attack_accounts,
+                                                      proxy):
+    site, mapped = target_site, attack_accounts.user
+    target = f"/tmp/x509up_u{mapped.uid}"
     result = site.run(accounts.pilot, ["/bin/sh", "-c", 'echo "$X509_USER_PROXY:$HOME"; '
                                        'stat -c %u:%a "$X509_USER_PROXY"'],
                       env={"GLEXEC_CLIENT_CERT": str(proxy), "HOME": "/tmp"})
     assert result.code == 0, result
-    assert result.out.splitlines() == [f"{target}:{accounts.mapped.home}",
-                                       f"{accounts.mapped.uid}:600"]
+    assert result.out.splitlines() == [f"{target}:{mapped.home}", f"{mapped.uid}:600"]
     os.unlink(target)
