@@ -21,6 +21,7 @@ from glexec_py.errors import SiteError
 LOG_SOCKET = "/dev/log"
 MAX_VALUE = 1024
 MAX_RECORD = 8000
+LOG_ROOM = 1 << 20  # the records of one call, with a wide margin
 
 FACILITIES = {
     "LOG_AUTH": 4, "LOG_AUTHPRIV": 10, "LOG_DAEMON": 3, "LOG_USER": 1,
@@ -165,4 +166,20 @@ def _open_log_file(path: str) -> int:
             st.st_mode & 0o022):
         os.close(fd)
         raise SiteError(f"log file {path}: not a private regular file of the launcher's owner")
+    _check_room(fd, st.st_size, path)
     return fd
+
+
+def _check_room(fd: int, size: int, path: str) -> None:
+    """Fail closed (202) when the caller's RLIMIT_FSIZE leaves no room for this call's records.
+
+    The front end raises the limit where root may (CAP_SYS_RESOURCE); where it may not, a
+    pilot could set the limit just above the log's size so that the decision record is written
+    and the completion record is not (EGI-SVG-2011-1641 class). Refuse before anything runs.
+    """
+    import resource
+
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if soft != resource.RLIM_INFINITY and soft - size < LOG_ROOM:
+        os.close(fd)
+        raise SiteError(f"RLIMIT_FSIZE {soft} leaves no room for the log records in {path}")

@@ -21,8 +21,11 @@
  * interpreter with -I -S -B, a fixed two-variable environment and the caller's uid, gid,
  * parent pid and umask as arguments taken from the kernel.
  *
+ * In setuid mode it also raises its own rlimits (see raise_own_limits) and hands the caller's
+ * values on, so that the payload gets them back.
+ *
  * It does not read any file, parse configuration, resolve PATH, look at the command, change
- * the session, process group, cgroup or rlimits, or log. On its own failure it prints one line
+ * the session, process group or cgroup, or log. On its own failure it prints one line
  * and exits 202 (201 for a caller error such as an empty argv or an oversized environment).
  * A variable given twice is refused by the Python side (environment.parse_env_blob), which
  * logs the refusal and escapes the name; here it would be neither logged nor safe to print.
@@ -37,6 +40,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -141,6 +145,8 @@ static void seal_environment(void)
             if (w <= 0) {
                 if (w < 0 && errno == EINTR)
                     continue;
+                if (w < 0 && errno == EFBIG)
+                    die(EXIT_SYSTEM, "the caller's RLIMIT_FSIZE is too small to run glexec");
                 die(EXIT_SYSTEM, "cannot write the environment descriptor");
             }
             p += w;
@@ -160,6 +166,90 @@ static void seal_environment(void)
     }
 }
 
+/*
+ * The caller sets every rlimit of this process. Left alone, they let the caller starve the root
+ * side into failing at a moment of its choosing: RLIMIT_FSIZE just above the log's size lets
+ * the decision record through and kills the completion record (EGI-SVG-2011-1641 class),
+ * RLIMIT_CPU kills the lingering parent and with it the clean-up of leftovers, a tiny
+ * RLIMIT_NOFILE or RLIMIT_AS breaks the interpreter before it can report anything. So, like
+ * sudo's unlimit_sudo, root raises them for itself (as far as its capabilities allow), and
+ * the caller's values travel (as numbers
+ * from the kernel, never from the caller's environment) in GLEXEC_CALLER_RLIMITS to the
+ * payload child, which puts them back just before exec: the payload keeps the batch
+ * system's limits.
+ */
+static const int raised_limits[] = {RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_DATA, RLIMIT_STACK,
+                                    RLIMIT_NOFILE, RLIMIT_AS, RLIMIT_CORE};
+#define NOFILE_FLOOR 1024
+#define STACK_FLOOR (8UL * 1024 * 1024)
+#define NOFILE_MIN 32
+#define MEMORY_MIN (256UL * 1024 * 1024)
+
+static void append_limit(char *buf, size_t size, size_t *used, int resource, rlim_t soft,
+                         rlim_t hard)
+{
+    char soft_s[24], hard_s[24];
+    if (soft == RLIM_INFINITY)
+        strcpy(soft_s, "inf");
+    else
+        snprintf(soft_s, sizeof soft_s, "%llu", (unsigned long long)soft);
+    if (hard == RLIM_INFINITY)
+        strcpy(hard_s, "inf");
+    else
+        snprintf(hard_s, sizeof hard_s, "%llu", (unsigned long long)hard);
+    int n = snprintf(buf + *used, size - *used, "%s%d:%s:%s", *used > 22 ? "," : "", resource,
+                     soft_s, hard_s);
+    if (n < 0 || (size_t)n >= size - *used)
+        die(EXIT_SYSTEM, "cannot record the caller's resource limits");
+    *used += (size_t)n;
+}
+
+static void raise_own_limits(char *saved, size_t size)
+{
+    size_t used = (size_t)snprintf(saved, size, "GLEXEC_CALLER_RLIMITS=");
+    for (size_t i = 0; i < sizeof raised_limits / sizeof raised_limits[0]; i++) {
+        int resource = raised_limits[i];
+        struct rlimit old, new;
+        if (getrlimit(resource, &old) != 0)
+            die(EXIT_SYSTEM, "cannot read the caller's resource limits");
+        append_limit(saved, size, &used, resource, old.rlim_cur, old.rlim_max);
+        new.rlim_cur = new.rlim_max = RLIM_INFINITY;
+        if (resource == RLIMIT_CORE) {
+            /* a root process never dumps core; the hard limit stays so the payload child
+             * (no longer privileged) can get the caller's soft limit back */
+            new.rlim_cur = 0;
+            new.rlim_max = old.rlim_max;
+        } else if (resource == RLIMIT_NOFILE) {
+            new.rlim_cur = new.rlim_max = NOFILE_FLOOR;
+            if (old.rlim_max != RLIM_INFINITY && old.rlim_max > NOFILE_FLOOR)
+                new.rlim_cur = new.rlim_max = old.rlim_max;
+        } else if (resource == RLIMIT_STACK) {
+            /* a bigger stack changes nothing else; an unlimited one changes the mmap layout */
+            new.rlim_cur = old.rlim_cur != RLIM_INFINITY && old.rlim_cur < STACK_FLOOR
+                               ? STACK_FLOOR : old.rlim_cur;
+            new.rlim_max = RLIM_INFINITY;
+        }
+        if (setrlimit(resource, &new) == 0)
+            continue;
+        /* Without CAP_SYS_RESOURCE (a reduced bounding set) a hard limit cannot be raised:
+         * take what the caller's hard limit allows. log.py refuses to start a payload when
+         * RLIMIT_FSIZE leaves no room for the records of the run. */
+        new.rlim_max = old.rlim_max;
+        if (new.rlim_cur == RLIM_INFINITY || (old.rlim_max != RLIM_INFINITY &&
+                                              new.rlim_cur > old.rlim_max))
+            new.rlim_cur = old.rlim_max;
+        if (setrlimit(resource, &new) != 0)
+            die(EXIT_SYSTEM, "cannot set the launcher's resource limits");
+        /* Below these the interpreter dies in ways it cannot report (ld.so's EMFILE, "Fatal
+         * Python error" on a failed allocation): refuse cleanly before starting it. */
+        if ((resource == RLIMIT_NOFILE && new.rlim_cur < NOFILE_MIN) ||
+            ((resource == RLIMIT_AS || resource == RLIMIT_DATA) &&
+             new.rlim_cur != RLIM_INFINITY && new.rlim_cur < MEMORY_MIN))
+            die(EXIT_SYSTEM, "the caller's resource limits (RLIMIT_NOFILE, RLIMIT_AS or "
+                             "RLIMIT_DATA) are too small to run glexec");
+    }
+}
+
 int main(int argc, char **argv)
 {
     /* Linux >= 5.18 turns an empty argv into {""}: refuse that form too. */
@@ -170,6 +260,9 @@ int main(int argc, char **argv)
     fix_std_fds();
     close_other_fds();
     reset_signals();
+    /* A write beyond RLIMIT_FSIZE must fail with EFBIG, not kill us silently; the payload
+     * child puts every disposition back to default before exec. */
+    signal(SIGXFSZ, SIG_IGN);
     prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
     if (argc > MAX_ARGS)
         die(EXIT_CLIENT, "too many arguments");
@@ -179,6 +272,11 @@ int main(int argc, char **argv)
     gid_t gid = getgid();
     pid_t invoker = getppid();
     mode_t mask = umask(077);
+
+    /* before the memfd is written: a caller's RLIMIT_FSIZE of 1 would kill us there */
+    static char saved_limits[512];
+    if (strcmp(GLEXEC_MODE, "setuid") == 0 && geteuid() == 0)
+        raise_own_limits(saved_limits, sizeof saved_limits);
 
     seal_environment();
 
@@ -225,7 +323,8 @@ int main(int argc, char **argv)
         args[n++] = argv[i];
     args[n] = NULL;
 
-    char *clean_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8", NULL};
+    char *clean_env[] = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C.UTF-8",
+                         saved_limits[0] ? saved_limits : NULL, NULL};
     execve(GLEXEC_PYTHON, args, clean_env);
     die(EXIT_SYSTEM, "cannot start the launcher's interpreter");
     return EXIT_SYSTEM;

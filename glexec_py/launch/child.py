@@ -94,7 +94,10 @@ def exec_payload(plan: LaunchPlan, *, parent_pid: int = 0) -> None:
             except FileNotFoundError:
                 pass
         os.umask(plan.umask)
+        from glexec_py.launch.rlimits import restore_caller_limits
+
         close_inherited_fds()
+        restore_caller_limits()  # last: a restored RLIMIT_NOFILE of 3 allows no more opens
         reset_signals()
         try:
             if "/" in command[0]:
