@@ -18,6 +18,7 @@ import sys
 
 BLOCKED = (1, 2, 3, 10, 12, 13, 14, 15, 20, 21, 22, 24, 25)  # incl. TSTP/TTIN/TTOU, PIPE, XFSZ
 EXIT_SYSTEM = 202
+INTERNAL_ERROR = b"glexec: internal error (out of memory?); nothing was started\n"
 
 
 def _fail(message: str) -> None:
@@ -69,9 +70,19 @@ def main() -> None:
     import _prctl  # python-prctl's C core; its Python wrapper costs ~1.2 ms of start-up
 
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
-    from glexec_py.main import main_from_frontend
+    try:
+        from glexec_py.main import main_from_frontend
 
-    sys.exit(main_from_frontend(args, cwd=cwd))
+        code = main_from_frontend(args, cwd=cwd)
+    except BaseException:  # noqa: BLE001
+        # The last line of defence: main catches everything it can, but a MemoryError raised
+        # while it reports a failure (a caller's tiny RLIMIT_AS) would otherwise end in a
+        # traceback with exit status 1. Nothing is allocated here.
+        try:
+            os.write(2, INTERNAL_ERROR)
+        finally:
+            os._exit(EXIT_SYSTEM)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
