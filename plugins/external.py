@@ -71,7 +71,7 @@ def parse_reply(data: bytes, may_set: frozenset[str], name: str) -> Result:
 
     try:
         doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: "[[[[..."
         raise SiteError(f"external filter {name}: output is not one JSON object")
     if not isinstance(doc, dict) or doc.get("result") not in ("ok", "fail"):
         raise SiteError(f"external filter {name}: output needs \"result\": \"ok\" or \"fail\"")
