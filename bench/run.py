@@ -439,50 +439,55 @@ def make_spares(env: Env, count: int) -> None:
 # -- pool scaling ----------------------------------------------------------------------------
 
 def scaling_cases(env: Env) -> list[Case]:
-    """Gridmapdirs of N pool names, all but one leased, for glexec-py and for LCMAPS."""
+    """Gridmapdirs of N pool names, all but one leased: one per implementation and scenario
+    (a shared directory would let each implementation's leases disturb the other's)."""
     from_lease = "%2fdc%3dorg%2fdc%3dexample%2fo%3dglexec%2dpy%20demo%2fcn%3ddemo%20user"
     cases = []
     proxy_env = {"GLEXEC_CLIENT_CERT": str(env.proxy)}
     for n in SCALE_SIZES:
         for scenario in ("existing", "new", "exhausted"):
-            d = env.root / f"scale-{n}-{scenario}"
-            d.mkdir(mode=0o755)
-            gmd = d / "gridmapdir"
-            names = [SCALE_FREE, SCALE_MINE] + [f"gxhsc{i:05d}" for i in range(2, n)]
-            build_gridmapdir(gmd, names)
-            for i, name in enumerate(names[2:]):  # leased to other identities
-                os.link(gmd / name, gmd / f"%2fdc%3dorg%2fcn%3dother{i}")
-            if scenario == "existing":
-                os.link(gmd / SCALE_MINE, gmd / from_lease)
-            elif scenario == "exhausted":
-                os.link(gmd / SCALE_MINE, gmd / "%2fdc%3dorg%2fcn%3dsomeoneelse")
-                os.link(gmd / SCALE_FREE, gmd / "%2fdc%3dorg%2fcn%3dyetanother")
-            else:
-                os.link(gmd / SCALE_MINE, gmd / "%2fdc%3dorg%2fcn%3dsomeoneelse")
-            write_policy(d, env, gmd, f'"{USER_DN}" .gxhsc\n')
-            conf = glexec_conf(env, d, f"scale-{n}-{scenario}")
-            tag = f"s{n}{scenario[:3]}"  # existing and exhausted differ in the third letter
-            launcher = install_launcher(env, tag, conf)
-            driver = build_driver(env, d, tag)
+            for impl in ("glexec-py", "LCMAPS"):
+                # existing and exhausted differ in the third letter
+                tag = f"s{n}{scenario[:3]}{'py' if impl == 'glexec-py' else 'lc'}"
+                d = env.root / f"scale-{tag}"
+                d.mkdir(mode=0o755)
+                gmd = d / "gridmapdir"
+                names = [SCALE_FREE, SCALE_MINE] + [f"gxhsc{i:05d}" for i in range(2, n)]
+                build_gridmapdir(gmd, names)
+                for i, name in enumerate(names[2:]):  # leased to other identities
+                    os.link(gmd / name, gmd / f"%2fdc%3dorg%2fcn%3dother{i}")
+                if scenario == "existing":
+                    os.link(gmd / SCALE_MINE, gmd / from_lease)
+                elif scenario == "exhausted":
+                    os.link(gmd / SCALE_MINE, gmd / "%2fdc%3dorg%2fcn%3dsomeoneelse")
+                    os.link(gmd / SCALE_FREE, gmd / "%2fdc%3dorg%2fcn%3dyetanother")
+                else:
+                    os.link(gmd / SCALE_MINE, gmd / "%2fdc%3dorg%2fcn%3dsomeoneelse")
+                write_policy(d, env, gmd, f'"{USER_DN}" .gxhsc\n')
 
-            def unlink(gmd: Path = gmd) -> None:
-                # how LCMAPS sites release: remove the lease file
-                try:
-                    os.unlink(gmd / from_lease)
-                except FileNotFoundError:
-                    pass
+                def unlink(gmd: Path = gmd) -> None:
+                    # how LCMAPS sites release: remove the lease file
+                    try:
+                        os.unlink(gmd / from_lease)
+                    except FileNotFoundError:
+                        pass
 
-            def release(gmd: Path = gmd) -> None:
-                # how glexec-py sites release: the admin tool, which keeps the lease index exact
-                sh(str(PRODUCT / "bin" / "glexec-gridmapdir"), "release", str(gmd), SCALE_FREE)
+                def release(gmd: Path = gmd) -> None:
+                    # how glexec-py sites release: its admin tool (keeps the lease index exact)
+                    sh(str(PRODUCT / "bin" / "glexec-gridmapdir"), "release", str(gmd),
+                       SCALE_FREE)
 
-            expect = 203 if scenario == "exhausted" else 0
-            for impl, argv, prepare in (
-                    ("glexec-py", [str(launcher), "/bin/true"], release),
-                    ("LCMAPS", [str(driver), "glexec_get_account", "/bin/true"], unlink)):
+                if impl == "glexec-py":
+                    argv = [str(install_launcher(env, tag, glexec_conf(env, d, tag))),
+                            "/bin/true"]
+                    prepare = release
+                else:
+                    argv = [str(build_driver(env, d, tag)), "glexec_get_account", "/bin/true"]
+                    prepare = unlink
                 # the driver fails with its own 203 on an exhausted pool, like gLExec
                 cases.append(Case(f"{impl} {scenario} lease, {n} accounts", argv, env=proxy_env,
-                                  prepare=prepare if scenario == "new" else None, expect=expect,
+                                  prepare=prepare if scenario == "new" else None,
+                                  expect=203 if scenario == "exhausted" else 0,
                                   group=f"{impl}:{scenario}:{n}"))
     return cases
 
