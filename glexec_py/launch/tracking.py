@@ -3,7 +3,7 @@
 Runs as: root (the lingering launcher parent; ``in_child`` in the payload child before the identity
 switch). Trusts: the kernel's view of cgroups and processes; nothing the payload writes.
 Hot path: yes (only os/errno/time at import; socket, struct and _thread are
-imported inside the proc-events method, prctl inside ``before_fork``).
+imported inside the proc-events method, _prctl inside ``before_fork``).
 
 Why several methods: the batch system must keep the payload in its hands, so the tracker never
 moves a payload *out of* the launcher's cgroup, and never into a hierarchy a batch system uses to
@@ -315,11 +315,11 @@ class ProcessTracker:
 
 def _set_child_subreaper() -> bool:
     try:
-        import prctl  # python-prctl: already loaded by ids.py on the launcher's path
+        import _prctl  # python-prctl's C core (its Python wrapper costs ~1.2 ms of imports)
     except ImportError:
         return False
     try:
-        prctl.set_child_subreaper(1)
+        _prctl.prctl(_prctl.PR_SET_CHILD_SUBREAPER, 1)
     except OSError:
         return False
     return True
