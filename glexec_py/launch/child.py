@@ -105,7 +105,9 @@ def exec_payload(plan: LaunchPlan, *, parent_pid: int = 0) -> None:
             else:
                 os.execvpe(command[0], list(command), plan.env)
         except OSError as exc:
-            _signal.pthread_sigmask(_signal.SIG_BLOCK, range(1, _NSIG))
+            # valid_signals(): range(1, 65) names glibc's reserved 32/33, and the
+            # RuntimeWarning about them went to the caller's stderr as two extra lines
+            _signal.pthread_sigmask(_signal.SIG_BLOCK, _signal.valid_signals())
             if exc.errno == 2:
                 raise ClientError(f"command not found: {command[0]}") from None
             raise ExecError(f"cannot execute {command[0]}: {exc.strerror}") from None
