@@ -35,6 +35,8 @@ INDEX_PARENT = "/run/glexec-py"
 INDEX_DIR = "/run/glexec-py/gridmapdirs"
 FORMAT = 1
 MAX_INDEX_SIZE = 64 << 20
+MAX_ENTRIES = 4096     # beyond this, a write first drops entries older than MAX_AGE
+MAX_AGE = 86400.0
 
 
 FREE_KEPT = 64  # free accounts remembered (in order); when used up, one scan refills the list
@@ -117,6 +119,7 @@ def _write_entry(name: str, data: bytes) -> None:
         finally:
             os.close(fd)
         os.rename(tmp, name, src_dir_fd=idx, dst_dir_fd=idx)
+        _prune(idx)
     except OSError:
         try:
             os.unlink(tmp, dir_fd=idx)
@@ -247,3 +250,20 @@ def note_leased(dirfd: int, index: LeaseIndex, account: str, inode: int) -> None
     index.dir_state = _dir_state(dirfd)[1]
     save_index(index)
     note_account(dirfd, inode, account)
+
+
+def _prune(dirfd: int) -> None:
+    """Past MAX_ENTRIES, drop entries untouched for MAX_AGE (stale sites, removed directories);
+    a dropped entry that was still useful costs one directory scan later."""
+    import time
+
+    names = os.listdir(dirfd)
+    if len(names) <= MAX_ENTRIES:
+        return
+    limit = time.time() - MAX_AGE
+    for entry in names:
+        try:
+            if os.stat(entry, dir_fd=dirfd, follow_symlinks=False).st_mtime < limit:
+                os.unlink(entry, dir_fd=dirfd)
+        except OSError:
+            pass

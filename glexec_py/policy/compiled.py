@@ -24,6 +24,8 @@ CACHE_PARENT = "/run/glexec-py"
 CACHE_DIR = "/run/glexec-py/policies"
 FORMAT = 1
 MAX_ENTRY_SIZE = 4 << 20
+MAX_ENTRIES = 256      # beyond this, a store first drops entries older than MAX_AGE
+MAX_AGE = 86400.0
 
 
 def compile_cached(path: str) -> CompiledPolicy:
@@ -131,6 +133,7 @@ def _store(name: str, path: str, data: bytes, compiled: CompiledPolicy) -> None:
         finally:
             os.close(fd)
         os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
+        _prune(dirfd)
     except OSError:
         try:
             os.unlink(tmp, dir_fd=dirfd)
@@ -138,3 +141,20 @@ def _store(name: str, path: str, data: bytes, compiled: CompiledPolicy) -> None:
             pass
     finally:
         os.close(dirfd)
+
+
+def _prune(dirfd: int) -> None:
+    """Past MAX_ENTRIES, drop entries untouched for MAX_AGE (stale sites, removed directories);
+    a dropped entry that was still useful costs one compilation later."""
+    import time
+
+    names = os.listdir(dirfd)
+    if len(names) <= MAX_ENTRIES:
+        return
+    limit = time.time() - MAX_AGE
+    for entry in names:
+        try:
+            if os.stat(entry, dir_fd=dirfd, follow_symlinks=False).st_mtime < limit:
+                os.unlink(entry, dir_fd=dirfd)
+        except OSError:
+            pass
