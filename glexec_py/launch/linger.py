@@ -190,6 +190,15 @@ def run_epilogue(plan: LaunchPlan, env: dict[str, str]) -> int:
             gid = grp.getgrnam(plan.epilogue_group).gr_gid
         except KeyError:
             raise SiteError(f"epilogue_group {plan.epilogue_group!r} does not exist") from None
+    # Built from scratch: the epilogue usually runs as root, so nothing the caller or the
+    # payload's account chose may reach it -- not preserve_env_variables (LD_*, BASH_ENV), not
+    # the caller's GLEXEC_* values, not the target's HOME (its dotfiles, ~/.local site
+    # packages). Only the documented GLEXEC_EPILOG_* interface is passed on.
+    epilogue_env = {name: value for name, value in env.items()
+                    if name.startswith("GLEXEC_EPILOG_")}
+    epilogue_env.update({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": account.pw_dir or "/",
+                         "USER": account.pw_name, "LOGNAME": account.pw_name,
+                         "SHELL": "/bin/sh"})
     pid = os.fork()
     if pid == 0:
         try:
@@ -205,7 +214,7 @@ def run_epilogue(plan: LaunchPlan, env: dict[str, str]) -> int:
             close_inherited_fds()
             reset_signals()
             os.chdir("/")
-            os.execve(plan.epilogue, [plan.epilogue], env)
+            os.execve(plan.epilogue, [plan.epilogue], epilogue_env)
         finally:
             os._exit(127)
     deadline = time.monotonic() + (plan.epilogue_timeout or 300)

@@ -220,3 +220,30 @@ def test_b20_epilog_variables_are_cleared(pool_site, accounts, proxy):
                                 "GLEXEC_EPILOG_" + uuid.uuid4().hex[:4]: "x"})
     assert result.code == 0, result
     assert "GLEXEC_EPILOG_" not in result.out
+
+
+def test_b20_root_epilogue_gets_no_caller_or_payload_environment(
+        attack_site, accounts, proxy, attack_accounts, marker_library, marker_dir, trusted_tmp):
+    """The epilogue runs as root: whatever the payload may get (preserve_env_variables, the
+    target's HOME with its dotfiles, the caller's GLEXEC_* values) must not reach it."""
+    library, marker = marker_library
+    out = marker_dir / "epilogue.env"
+    script = trusted_tmp / "epilogue.sh"
+    script.write_text(f"#!/bin/sh\nenv > {out}\n")
+    os.chmod(script, 0o755)
+    site = attack_site(to="user", conf={
+        "epilogue": str(script),
+        "preserve_env_variables": "LD_PRELOAD, LD_LIBRARY_PATH, BASH_ENV, PYTHONPATH"})
+    result = site.run(accounts.pilot, ["/bin/true"],
+                      env={"GLEXEC_CLIENT_CERT": str(proxy), "GLEXEC_TARGET_PROXY": "/dev/null",
+                           "LD_PRELOAD": str(library), "LD_LIBRARY_PATH": str(marker_dir),
+                           "BASH_ENV": str(marker_dir / "x.sh"), "PYTHONPATH": str(marker_dir),
+                           "GLEXEC_JOB": "pilot-chosen"})
+    assert result.code == 0, result
+    env = dict(line.partition("=")[::2] for line in out.read_text().splitlines())
+    assert not marker.exists(), "the caller's library was loaded into the root epilogue"
+    for name in ("LD_PRELOAD", "LD_LIBRARY_PATH", "BASH_ENV", "PYTHONPATH", "GLEXEC_JOB",
+                 "GLEXEC_CLIENT_CERT", "X509_USER_PROXY"):
+        assert name not in env, name
+    assert env["HOME"] != attack_accounts.user.home
+    assert env["GLEXEC_EPILOG_UID"] == str(attack_accounts.user.uid)
