@@ -37,13 +37,34 @@ def check_target_proxy_path(path: str) -> str:
     return path
 
 
+LOCK_TRIES = 100  # x 50 ms
+
+
 def _lock(dirfd: int, existing: int, mechanism: str) -> None:
+    """Serialise writers for a while, never wait forever.
+
+    The flock is on the directory, and anyone may open sticky /tmp (where the default target
+    proxy lives) and hold an exclusive flock on it: a blocking wait let any local user hang
+    every glexec call. Correctness does not depend on the lock (each writer uses its own O_EXCL
+    name and an atomic rename), so after ~5 s the write goes ahead without it.
+    """
     import fcntl
+    import time
 
     if mechanism == "flock":
-        fcntl.flock(dirfd, fcntl.LOCK_EX)
+        fd, take = dirfd, fcntl.flock
     elif mechanism == "fcntl" and existing >= 0:
-        fcntl.lockf(existing, fcntl.LOCK_EX)
+        fd, take = existing, fcntl.lockf
+    else:
+        return
+    for _ in range(LOCK_TRIES):
+        try:
+            take(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except OSError as exc:
+            if exc.errno not in (11, 13):  # EAGAIN, EACCES: held by someone else
+                return  # e.g. a file system without locks
+        time.sleep(0.05)
 
 
 def write_target_proxy(path: str, data: bytes, *, target_uid: int, lock: str = "flock") -> None:

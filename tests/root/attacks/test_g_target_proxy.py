@@ -174,3 +174,29 @@ def test_g88_default_target_proxy_is_the_targets_own(target_site, accounts, atta
     assert result.code == 0, result
     assert result.out.splitlines() == [f"{target}:{mapped.home}", f"{mapped.uid}:600"]
     os.unlink(target)
+
+
+def test_lock_held_on_the_target_directory_by_the_pilot_cannot_stall_glexec(
+        target_site, accounts, attack_accounts, proxy):
+    """Anyone may open sticky /tmp and flock it; the default target proxy lives there. A pilot
+    holding that lock must not be able to hang every later glexec call (its own, or another
+    pilot's) -- and since the proxy is written to a private name and renamed, it need not."""
+    import subprocess
+    import time
+
+    holder = subprocess.Popen(["/usr/bin/flock", "-x", "/tmp", "/bin/sleep", "60"],
+                              user=accounts.pilot.uid, group=accounts.pilot.gid,
+                              extra_groups=[])
+    try:
+        time.sleep(0.3)
+        started = time.monotonic()
+        result = target_site.run(accounts.pilot, ["/usr/bin/id", "-u"],
+                                 env={"GLEXEC_CLIENT_CERT": str(proxy)}, timeout=40)
+        took = time.monotonic() - started
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.code == 0, result
+    assert result.out.strip() == str(attack_accounts.user.uid)
+    assert took < 15, took
+    os.unlink(f"/tmp/x509up_u{attack_accounts.user.uid}")
