@@ -22,6 +22,7 @@ import stat
 from glexec_py.errors import SiteError
 
 MAX_SYMLINKS = 40
+MAX_RETRIES = 5
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 
@@ -76,6 +77,7 @@ def _open_walk(path: str, *, want_dir: bool, what: str) -> tuple[int, os.stat_re
     pending.reverse()  # a stack: the next component is at the end
     stack: list[int] = []
     hops = 0
+    retries = 0
     try:
         fd = os.open("/", _DIR_FLAGS)
         st = os.fstat(fd)
@@ -114,8 +116,15 @@ def _open_walk(path: str, *, want_dir: bool, what: str) -> tuple[int, os.stat_re
                 raise SiteError(f"{what} {path}: {exc.strerror}") from None
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != (lst.st_dev, lst.st_ino):
+                # The parent is trusted, so only a trusted writer can have replaced the name
+                # (an administrator renaming a new glexec.conf over the old one): look again
+                # rather than fail the call; give up only if it keeps changing.
                 os.close(fd)
-                raise SiteError(f"{what} {path}: changed while being checked")
+                retries += 1
+                if retries > MAX_RETRIES:
+                    raise SiteError(f"{what} {path}: changed while being checked")
+                pending.append(name)
+                continue
             stack.append(fd)
             _check_owner_mode(st, what, path)
         final = stack.pop()
