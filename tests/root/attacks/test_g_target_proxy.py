@@ -184,11 +184,17 @@ def test_lock_held_on_the_target_directory_by_the_pilot_cannot_stall_glexec(
     import subprocess
     import time
 
-    holder = subprocess.Popen(["/usr/bin/flock", "-x", "/tmp", "/bin/sleep", "60"],
+    hold = ("import fcntl, os, sys, time\n"
+            "fd = os.open('/tmp', os.O_RDONLY)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n")
+    # one process holds the lock (flock(1) would leave it with its sleep child after a kill)
+    holder = subprocess.Popen(["/usr/bin/python3", "-c", hold], stdout=subprocess.PIPE,
                               user=accounts.pilot.uid, group=accounts.pilot.gid,
                               extra_groups=[])
     try:
-        time.sleep(0.3)
+        assert holder.stdout.readline() == b"held\n"
         started = time.monotonic()
         result = target_site.run(accounts.pilot, ["/usr/bin/id", "-u"],
                                  env={"GLEXEC_CLIENT_CERT": str(proxy)}, timeout=40)
