@@ -31,12 +31,12 @@ import marshal
 import os
 import stat
 
-INDEX_PARENT = "/run/glexec-py"
-INDEX_DIR = "/run/glexec-py/gridmapdirs"
+from glexec_py.cachedir import CacheDir
+
 FORMAT = 1
-MAX_INDEX_SIZE = 64 << 20
-MAX_ENTRIES = 4096     # beyond this, a write first drops entries older than MAX_AGE
-MAX_AGE = 86400.0
+# beyond max_entries, a write first drops entries older than max_age
+INDEX = CacheDir("gridmapdirs", what="lease index directory", max_entry_size=64 << 20,
+                 max_entries=4096, max_age=86400.0)
 
 
 FREE_KEPT = 64  # free accounts remembered (in order); when used up, one scan refills the list
@@ -59,74 +59,13 @@ def _dir_state(dirfd: int) -> tuple[str, tuple]:
     return f"{st.st_dev}-{st.st_ino}", (st.st_mtime_ns, st.st_ctime_ns)
 
 
-def _open_index_dir(create: bool) -> int:
-    if os.geteuid() != 0:
-        return -1
-    if create:
-        for path in (INDEX_PARENT, INDEX_DIR):
-            try:
-                os.mkdir(path, 0o700)
-            except FileExistsError:
-                pass
-            except OSError:
-                return -1
-    from glexec_py.errors import GlexecError
-    from glexec_py.trust import open_trusted_dir
-
-    try:
-        fd = open_trusted_dir(INDEX_DIR, what="lease index directory")
-    except GlexecError:
-        return -1
-    st = os.fstat(fd)
-    if st.st_uid != 0 or stat.S_IMODE(st.st_mode) & 0o077:
-        os.close(fd)
-        return -1
-    return fd
-
-
 def _read_entry(name: str) -> bytes | None:
-    idx = _open_index_dir(create=False)
-    if idx < 0:
-        return None
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                     dir_fd=idx)
-    except OSError:
-        return None
-    finally:
-        os.close(idx)
-    try:
-        st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or stat.S_IMODE(st.st_mode) & 0o077
-                or st.st_size > MAX_INDEX_SIZE):
-            return None
-        return os.read(fd, st.st_size + 1)
-    finally:
-        os.close(fd)
+    return INDEX.read(name)
 
 
 def _write_entry(name: str, data: bytes) -> None:
     """Replace one entry atomically (best effort: without it the next call scans)."""
-    idx = _open_index_dir(create=True)
-    if idx < 0:
-        return
-    tmp = f".{name}.{os.getpid()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=idx)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.rename(tmp, name, src_dir_fd=idx, dst_dir_fd=idx)
-        _prune(idx)
-    except OSError:
-        try:
-            os.unlink(tmp, dir_fd=idx)
-        except OSError:
-            pass
-    finally:
-        os.close(idx)
+    INDEX.write(name, data)
 
 
 # -- lookup: one small hint file per inode that was asked for ---------------------------------
@@ -250,20 +189,3 @@ def note_leased(dirfd: int, index: LeaseIndex, account: str, inode: int) -> None
     index.dir_state = _dir_state(dirfd)[1]
     save_index(index)
     note_account(dirfd, inode, account)
-
-
-def _prune(dirfd: int) -> None:
-    """Past MAX_ENTRIES, drop entries untouched for MAX_AGE (stale sites, removed directories);
-    a dropped entry that was still useful costs one directory scan later."""
-    import time
-
-    names = os.listdir(dirfd)
-    if len(names) <= MAX_ENTRIES:
-        return
-    limit = time.time() - MAX_AGE
-    for entry in names:
-        try:
-            if os.stat(entry, dir_fd=dirfd, follow_symlinks=False).st_mtime < limit:
-                os.unlink(entry, dir_fd=dirfd)
-        except OSError:
-            pass

@@ -30,18 +30,18 @@ from __future__ import annotations
 
 import marshal
 import os
-import stat
 import time
 
+from glexec_py.cachedir import CacheDir
 from glexec_py.credentials import VerifiedCredential, VerifyOptions, VomsInfo, load_and_verify
 from glexec_py.errors import ClientError, GlexecError
 
-CACHE_PARENT = "/run/glexec-py"
-CACHE_DIR = "/run/glexec-py/verified"
 FORMAT = 1
 MAX_AGE = 3600.0       # defence in depth: re-verify at least hourly whatever the windows say
-MAX_ENTRIES = 512      # beyond this, a store first removes entries older than MAX_AGE
-MAX_ENTRY_SIZE = 1 << 20
+# beyond max_entries, a store first removes entries older than MAX_AGE
+CACHE = CacheDir("verified", what="cache directory", max_entry_size=1 << 20, max_entries=512,
+                 max_age=MAX_AGE)
+CACHE_DIR = CACHE.path
 
 _CRED_FIELDS = ("dn", "issuer_dn", "eec_serial", "chain_subjects", "proxy_kinds", "limited",
                 "not_before", "not_after", "fqans", "has_key", "pem", "key_bits",
@@ -81,51 +81,21 @@ def entry_name(pem: bytes, certdir: str, vomsdir: str | None) -> str:
     return h.hexdigest()
 
 
-def _open_cache_dir() -> int:
-    """The cache directory, trusted and private, or -1 (then there is no cache)."""
-    from glexec_py.trust import open_trusted_dir
-
-    try:
-        fd = open_trusted_dir(CACHE_DIR, what="cache directory")
-    except GlexecError:
-        return -1
-    st = os.fstat(fd)
-    if st.st_uid != 0 or stat.S_IMODE(st.st_mode) & 0o077:
-        os.close(fd)
-        return -1
-    return fd
-
-
 def lookup_entry(name: str, pem: bytes, certdir: str, vomsdir: str | None,
                  now: float) -> VerifiedCredential | None:
-    fd = _open_cache_dir()
-    if fd < 0:
-        return None
     try:
-        entry = _read_entry(fd, name)
+        entry = _read_entry(name)
         if entry is None or not _is_current(entry, pem, certdir, vomsdir, now):
             return None
         return _credential(entry)
     except (GlexecError, OSError, ValueError, TypeError, KeyError, IndexError, EOFError):
         return None
-    finally:
-        os.close(fd)
 
 
-def _read_entry(dirfd: int, name: str) -> dict | None:
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                     dir_fd=dirfd)
-    except FileNotFoundError:
+def _read_entry(name: str) -> dict | None:
+    data = CACHE.read(name)
+    if data is None:
         return None
-    try:
-        st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or stat.S_IMODE(st.st_mode) & 0o077
-                or st.st_nlink != 1 or st.st_size > MAX_ENTRY_SIZE):
-            return None
-        data = os.read(fd, st.st_size + 1)
-    finally:
-        os.close(fd)
     entry = marshal.loads(data)  # noqa: S302 - root-owned 0600 entry in a 0700 root dir
     return entry if isinstance(entry, dict) and entry.get("format") == FORMAT else None
 
@@ -183,54 +153,4 @@ def store_entry(name: str, cred: VerifiedCredential, depends: tuple, now: float)
         data = marshal.dumps(entry)
     except ValueError:
         return
-    try:
-        _write_entry(name, data, now)
-    except (OSError, GlexecError):
-        pass
-
-
-def ensure_cache_dir() -> int:
-    """Create /run/glexec-py/verified (root, 0700) if missing; its fd, or -1 if unusable."""
-    for path in (CACHE_PARENT, CACHE_DIR):
-        try:
-            os.mkdir(path, 0o700)
-        except FileExistsError:
-            pass
-    return _open_cache_dir()
-
-
-def _write_entry(name: str, data: bytes, now: float) -> None:
-    dirfd = ensure_cache_dir()
-    if dirfd < 0:
-        return
-    tmp = f".{name}.{os.getpid()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=dirfd)
-        try:
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)  # atomic for readers
-        _prune(dirfd, now)
-    except OSError:
-        try:
-            os.unlink(tmp, dir_fd=dirfd)
-        except OSError:
-            pass
-        raise
-    finally:
-        os.close(dirfd)
-
-
-def _prune(dirfd: int, now: float) -> None:
-    names = os.listdir(dirfd)
-    if len(names) <= MAX_ENTRIES:
-        return
-    for entry in names:
-        try:
-            st = os.stat(entry, dir_fd=dirfd, follow_symlinks=False)
-            if st.st_mtime < now - MAX_AGE:
-                os.unlink(entry, dir_fd=dirfd)
-        except OSError:
-            pass
+    CACHE.write(name, data)

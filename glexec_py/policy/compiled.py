@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import marshal
 import os
-import stat
 
+from glexec_py.cachedir import CacheDir
 from glexec_py.policy.model import CompiledPolicy
 
-CACHE_PARENT = "/run/glexec-py"
-CACHE_DIR = "/run/glexec-py/policies"
 FORMAT = 1
-MAX_ENTRY_SIZE = 4 << 20
-MAX_ENTRIES = 256      # beyond this, a store first drops entries older than MAX_AGE
-MAX_AGE = 86400.0
+# beyond max_entries, a store first drops entries older than max_age
+CACHE = CacheDir("policies", what="cache directory", max_entry_size=4 << 20, max_entries=256,
+                 max_age=86400.0)
 
 
 def compile_cached(path: str) -> CompiledPolicy:
@@ -57,48 +55,10 @@ def _entry_name(path: str, data: bytes) -> str:
     return h.hexdigest()
 
 
-def _open_dir(create: bool) -> int:
-    if create:
-        for p in (CACHE_PARENT, CACHE_DIR):
-            try:
-                os.mkdir(p, 0o700)
-            except FileExistsError:
-                pass
-            except OSError:
-                return -1
-    from glexec_py.errors import GlexecError
-    from glexec_py.trust import open_trusted_dir
-
-    try:
-        fd = open_trusted_dir(CACHE_DIR, what="cache directory")
-    except GlexecError:
-        return -1
-    st = os.fstat(fd)
-    if st.st_uid != 0 or stat.S_IMODE(st.st_mode) & 0o077:
-        os.close(fd)
-        return -1
-    return fd
-
-
 def _load(name: str, path: str, data: bytes) -> CompiledPolicy | None:
-    dirfd = _open_dir(create=False)
-    if dirfd < 0:
+    raw = CACHE.read(name)
+    if raw is None:
         return None
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                     dir_fd=dirfd)
-    except OSError:
-        return None
-    finally:
-        os.close(dirfd)
-    try:
-        st = os.fstat(fd)
-        if (not stat.S_ISREG(st.st_mode) or st.st_uid != 0 or stat.S_IMODE(st.st_mode) & 0o077
-                or st.st_size > MAX_ENTRY_SIZE):
-            return None
-        raw = os.read(fd, st.st_size + 1)
-    finally:
-        os.close(fd)
     try:
         entry = marshal.loads(raw)  # noqa: S302 - root-owned 0600 entry in a 0700 root dir
         if (not isinstance(entry, dict) or entry.get("format") != FORMAT
@@ -121,40 +81,4 @@ def _store(name: str, path: str, data: bytes, compiled: CompiledPolicy) -> None:
                              "states": compiled.states, "warnings": compiled.warnings})
     except ValueError:
         return
-    dirfd = _open_dir(create=True)
-    if dirfd < 0:
-        return
-    tmp = f".{name}.{os.getpid()}"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=dirfd)
-        try:
-            os.write(fd, raw)
-        finally:
-            os.close(fd)
-        os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
-        _prune(dirfd)
-    except OSError:
-        try:
-            os.unlink(tmp, dir_fd=dirfd)
-        except OSError:
-            pass
-    finally:
-        os.close(dirfd)
-
-
-def _prune(dirfd: int) -> None:
-    """Past MAX_ENTRIES, drop entries untouched for MAX_AGE (stale sites, removed directories);
-    a dropped entry that was still useful costs one compilation later."""
-    import time
-
-    names = os.listdir(dirfd)
-    if len(names) <= MAX_ENTRIES:
-        return
-    limit = time.time() - MAX_AGE
-    for entry in names:
-        try:
-            if os.stat(entry, dir_fd=dirfd, follow_symlinks=False).st_mtime < limit:
-                os.unlink(entry, dir_fd=dirfd)
-        except OSError:
-            pass
+    CACHE.write(name, raw)
