@@ -152,6 +152,12 @@ def run_lingering(plan: LaunchPlan, *, on_started: Callable[[int], None],
 
     def forward(signum: int, frame: object) -> None:
         _kill(pid, signum)
+        if signum == 15:
+            # Told to stop (scancel, qdel, the batch system's TERM): what the payload left
+            # running (daemons in other process groups or sessions) is told too, now, before
+            # the batch system's KILL may end this launcher and its clean-up with it.
+            for other in tracker.members() - {pid}:
+                _kill(other, 15)
 
     for signum in FORWARDED:
         _signal.signal(signum, forward)

@@ -13,6 +13,7 @@ import os
 import uuid
 
 import pytest
+from fixtures.prereq import require
 from fixtures.side_effects import assert_refused
 
 pytestmark = [pytest.mark.root, pytest.mark.installed]
@@ -75,6 +76,8 @@ def test_untrusted_or_damaged_glexec_conf(attack_site, accounts, proxy, trusted_
 
 
 def test_refused_config_is_recorded_once_in_syslog(attack_site, accounts, proxy, syslog_daemon):
+    require(syslog_daemon.owns_dev_log, "another syslog daemon serves /dev/log: the launcher's "
+            "record of a refused configuration goes there")
     site = attack_site()
     os.chmod(site.conf_path, 0o666)
     tag = uuid.uuid4().hex
