@@ -14,6 +14,13 @@ never back off against each other and the lease tools never race a launcher.
 Every access is relative to one directory fd with ``follow_symlinks=False``: a symlink,
 directory or device planted under a lease or account name is never followed or "repaired".
 
+A launcher marks the account it got as in use, with a shared ``flock`` on the account's own pool
+file, taken while it still holds the directory lock and kept until it exits (a lingering
+launcher: the payload's lifetime; ``linger = no``: until the exec, after which the payload's
+process of that uid shows the account is busy). The lease tools take the directory lock and test
+that flock before releasing, so a lease being used is never released between its creation and
+the payload's start (catalogue L136).
+
 Lookups of an existing lease find the account by inode (:func:`find_name_by_inode`) and
 allocation takes the first free account in readdir order; both first ask the root-only index of
 ``glexec_py.leaseindex`` (inode -> account, the free list) and verify its answer with lstat, so
@@ -280,7 +287,58 @@ def _try_link(dirfd: int, account: str, lease_name: str) -> str:
     return "ok"
 
 
+_HELD: list[int] = []  # pool files this process holds flock(LOCK_SH) on: accounts in use
+
+
+def hold_account(dirfd: int, account: str) -> None:
+    """Mark ``account`` as in use by this process until it exits (see the module docstring)."""
+    try:
+        fd = os.open(account, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dirfd)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        os.close(fd)
+        return
+    _HELD.append(fd)
+
+
+def drop_held_accounts() -> None:
+    """Give up this process's in-use marks (a long-lived process that leased on behalf of a
+    finished request, such as a test driving the engine in-process)."""
+    while _HELD:
+        os.close(_HELD.pop())
+
+
+def account_in_use(dirfd: int, account: str) -> bool:
+    """Whether a running launcher holds ``account`` (the caller holds the directory lock)."""
+    try:
+        fd = os.open(account, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC,
+                     dir_fd=dirfd)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return False
+
+
 def acquire_lease(dirfd: int, req: PoolRequest) -> str | None:
+    """Find or create the lease for ``req`` and hold its account (:func:`hold_account`)."""
+    account = _acquire_lease(dirfd, req)
+    if account is not None:
+        hold_account(dirfd, account)
+    return account
+
+
+def _acquire_lease(dirfd: int, req: PoolRequest) -> str | None:
     """Find or create the lease for ``req``; the account name, or None if the pool is exhausted.
 
     Follows LCMAPS ``get_pool_mapping``/``create_link``: reuse (and touch) a consistent lease;

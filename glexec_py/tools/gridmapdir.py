@@ -125,6 +125,8 @@ def cmd_backmap(args: argparse.Namespace) -> int:
 
 def _release_one(fd: int, lease: gmd.Lease, args: argparse.Namespace) -> str | None:
     """Why ``lease`` must stay, or None after releasing it (caller holds the lock)."""
+    if lease.account and gmd.account_in_use(fd, lease.account):
+        return f"{lease.account} is held by a running glexec"
     try:
         uid = pwd.getpwnam(lease.account).pw_uid if lease.account else None
     except KeyError:

@@ -111,3 +111,43 @@ def test_l135_config_renamed_over_while_read(attack_site, accounts, proxy):
         stop.set()
         swapper.join()
     assert codes
+
+
+def test_l136_lease_expiry_during_lease_creation(attack_site, accounts, attack_accounts,
+                                                 test_ca, trusted_tmp):
+    """A site's lease-expiry job running while payloads start never frees or re-leases an
+    account that a running payload holds: ten DNs compete for the five pool accounts while
+    ``glexec-gridmapdir expire --older-than 0`` runs in a loop; the payloads that ran at the
+    same time all ran as different accounts, and the gridmapdir ends consistent."""
+    from fixtures.credentials import _rsa, make_dn_proxy
+
+    site = attack_site()
+    with open(site.mapfile, "w") as f:
+        f.write('"/DC=org/DC=example/O=glexec-py demo/*" .gxapool\n')
+    keys = _rsa(), _rsa()
+    proxies = [make_dn_proxy(test_ca, trusted_tmp / f"l136-{i}", cn=f"Race User {i}",
+                             owner=accounts.pilot, eec_key=keys[0], proxy_key=keys[1])
+               for i in range(10)]
+    stop = threading.Event()
+    tool = "/opt/glexec-py/bin/glexec-gridmapdir"
+
+    def expire_loop() -> None:
+        while not stop.is_set():
+            subprocess.run([tool, "expire", "--older-than", "0", str(site.gridmapdir)],
+                           capture_output=True)
+
+    expirer = threading.Thread(target=expire_loop)
+    expirer.start()
+    try:
+        procs = [start(site, accounts.pilot, ["/bin/sh", "-c", "id -un; sleep 2"],
+                       {"GLEXEC_CLIENT_CERT": str(p), "GLEXEC_TARGET_PROXY": "/dev/null"})
+                 for p in proxies]
+        results = [(p.wait(timeout=120), p.stdout.read().decode().strip()) for p in procs]
+    finally:
+        stop.set()
+        expirer.join()
+    ran = [name for code, name in results if code == 0]
+    assert all(code in (0, 203) for code, _ in results), results
+    assert ran and len(ran) == len(set(ran)), results  # concurrent payloads: distinct accounts
+    for account in attack_accounts.pool:
+        assert os.stat(site.gridmapdir / account.name).st_nlink <= 2

@@ -227,10 +227,12 @@ def test_f73_dns_differing_in_case_share_one_lease(site):
 
 
 def test_f75_account_with_processes_is_not_released(site):
+    from glexec_py.gridmapdir import drop_held_accounts
     from glexec_py.tools.gridmapdir import main as gridmapdir_main
 
     path = setup(site, f'"{BASE}/*" .gxppool\n', "p:\npool -> good\n")
     m = evaluate(make_request(BASE + "/CN=busy"), lcmaps_db_file=path)
+    drop_held_accounts()  # the launcher is gone; only the payload's process holds the account
     proc = subprocess.Popen(["/bin/sleep", "30"], user=m.uid, group=m.pgid, extra_groups=[])
     try:
         assert gridmapdir_main(["release", str(site / "gridmapdir"), m.username]) == 1

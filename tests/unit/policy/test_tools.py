@@ -6,6 +6,7 @@ import os
 
 from fixtures.lcmaps import make_gridmapdir, make_request, write_file
 
+from glexec_py.gridmapdir import drop_held_accounts
 from glexec_py.policy import evaluate
 from glexec_py.tools.gridmapdir import main as gridmapdir_main
 from glexec_py.tools.policy import main as policy_main
@@ -66,6 +67,11 @@ def test_list_backmap_expire(trusted_tmp, gxp_accounts, capsys):
     old = os.lstat(gm / m.username).st_mtime - 7200
     os.utime(gm / m.pool_index, (old, old), follow_symlinks=False)
     evaluate(make_request("/DC=org/CN=New"), lcmaps_db_file=str(db))
+    # While this process holds the accounts (as a running launcher would), nothing is expired.
+    assert gridmapdir_main(["expire", str(gm), "--older-than", "3600"]) == 1
+    assert "held by a running glexec" in capsys.readouterr().err
+    assert len(os.listdir(gm)) == 4
+    drop_held_accounts()  # the requests are over
     assert gridmapdir_main(["expire", str(gm), "--older-than", "3600", "--dry-run"]) == 0
     assert len(os.listdir(gm)) == 4
     assert gridmapdir_main(["expire", str(gm), "--older-than", "3600"]) == 0
