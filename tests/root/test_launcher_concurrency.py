@@ -13,7 +13,7 @@ import os
 import subprocess
 
 import pytest
-from fixtures.credentials import _load, _pem_cert, _pem_key, _rsa, build_cert
+from fixtures.credentials import _rsa, make_dn_proxy
 
 pytestmark = [pytest.mark.root, pytest.mark.installed, pytest.mark.slow]
 
@@ -23,26 +23,10 @@ BASE_DN = "/DC=org/DC=example/O=glexec-py demo"
 @pytest.fixture(scope="module")
 def many_proxies(test_ca, accounts, trusted_tmp_module):
     """50 proxy files, one per distinct DN ``.../CN=Load User NN``, owned by the pilot."""
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    ca_cert, ca_key = _load(test_ca.ca_cert), _load(test_ca.ca_key)
     eec_key, proxy_key = _rsa(), _rsa()
-    paths = []
-    for i in range(50):
-        subject = x509.Name([
-            x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "org"),
-            x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "example"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "glexec-py demo"),
-            x509.NameAttribute(NameOID.COMMON_NAME, f"Load User {i:02d}")])
-        eec = build_cert(ca_cert, ca_key, eec_key.public_key(), subject=subject, pci=False,
-                         ca=False)
-        proxy = build_cert(eec, eec_key, proxy_key.public_key())
-        path = trusted_tmp_module / f"proxy{i:02d}"
-        path.write_bytes(_pem_cert(proxy) + _pem_key(proxy_key) + _pem_cert(eec))
-        os.chown(path, accounts.pilot.uid, accounts.pilot.gid)
-        os.chmod(path, 0o600)
-        paths.append(path)
+    paths = [make_dn_proxy(test_ca, trusted_tmp_module / f"proxy{i:02d}", cn=f"Load User {i:02d}",
+                           owner=accounts.pilot, eec_key=eec_key, proxy_key=proxy_key)
+             for i in range(50)]
     return paths
 
 

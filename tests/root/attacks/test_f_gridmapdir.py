@@ -12,7 +12,7 @@ import os
 import subprocess
 
 import pytest
-from fixtures.credentials import USER_DN, _load, _pem_cert, _pem_key, _rsa, build_cert
+from fixtures.credentials import USER_DN, make_dn_proxy
 from fixtures.prereq import require
 from fixtures.side_effects import assert_refused
 
@@ -24,26 +24,8 @@ LEASE = encode_lease_name(USER_DN)
 
 
 def proxy_for(test_ca, owner, directory, cn: str, units: tuple[str, ...] = ()):
-    """A pilot-owned RFC proxy of a fresh EEC .../O=glexec-py demo[/OU=<unit>...]/CN=<cn>."""
-    from cryptography import x509
-    from cryptography.x509.oid import NameOID
-
-    ca_cert, ca_key = _load(test_ca.ca_cert), _load(test_ca.ca_key)
-    eec_key, proxy_key = _rsa(), _rsa()
-    subject = x509.Name([
-        x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "org"),
-        x509.NameAttribute(NameOID.DOMAIN_COMPONENT, "example"),
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "glexec-py demo"),
-        *(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit) for unit in units),
-        x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-    eec = build_cert(ca_cert, ca_key, eec_key.public_key(), subject=subject, pci=False,
-                     ca=False)
-    proxy = build_cert(eec, eec_key, proxy_key.public_key())
-    path = directory / f"proxy-{abs(hash(cn))}"
-    path.write_bytes(_pem_cert(proxy) + _pem_key(proxy_key) + _pem_cert(eec))
-    os.chown(path, owner.uid, owner.gid)
-    os.chmod(path, 0o600)
-    return path
+    return make_dn_proxy(test_ca, directory / f"proxy-{abs(hash((cn, units)))}", cn=cn,
+                         units=units, owner=owner)
 
 
 @pytest.fixture
