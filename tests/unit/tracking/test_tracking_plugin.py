@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 
 import pytest
 from fixtures.prereq import require_root
@@ -42,14 +43,17 @@ def test_a_gid_held_by_another_launcher_or_carried_by_a_process_is_skipped(plugi
     # Another 'launcher' (a forked process) holds LOW; a running process carries LOW+1.
     r, w = os.pipe()
     holder = os.fork()
-    if holder == 0:
-        os.close(r)
-        tracking._HELD.clear()
-        gid = tracking.allocate_gid(plugin.lockdir, LOW, LOW)
-        os.write(w, str(gid).encode())
-        os.close(w)
-        os.pause()
-        os._exit(0)
+    if holder == 0:  # never return into pytest: a forked pytest would run fixture teardowns
+        try:
+            os.close(r)
+            tracking._HELD.clear()
+            gid = tracking.allocate_gid(plugin.lockdir, LOW, LOW)
+            os.write(w, str(gid).encode())
+            os.close(w)
+            while True:  # hold the gid until the test kills us
+                time.sleep(3600)
+        finally:
+            os._exit(0)
     os.close(w)
     assert os.read(r, 32) == str(LOW).encode()
     os.close(r)
