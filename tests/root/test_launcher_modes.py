@@ -321,16 +321,16 @@ def test_term_to_the_launcher_also_stops_what_the_payload_left(site, accounts, p
     """Told to stop, the launcher passes TERM on to daemons the payload left at once, not only
     after the payload ended: a batch system's KILL may follow before any clean-up could run."""
     pidfile = f"/tmp/glexec-daemon-{uuid.uuid4().hex}"
-    script = (f"setsid sleep 301 & echo $! > {pidfile}; trap '' TERM; echo ready; "
+    script = (f"setsid sleep 301 & echo $! > {pidfile}; trap '' TERM; echo $$; "
               f"while :; do sleep 0.1; done")
     proc = popen_as(accounts.pilot, [str(site.bin), "/bin/sh", "-c", script],
                     {"GLEXEC_CLIENT_CERT": str(proxy)})
-    assert proc.stdout.readline() == b"ready\n"
+    payload = int(proc.stdout.readline())
     with open(pidfile) as f:
         daemon = int(f.read())
     os.unlink(pidfile)
     os.kill(proc.pid, signal.SIGTERM)
     assert wait_for(lambda: not alive(daemon), 1.5)  # well before cleanup_grace
     assert alive(proc.pid)  # the payload itself ignores TERM: the launcher keeps waiting
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=20)
+    os.kill(payload, signal.SIGKILL)  # the launcher reaps it and cleans up (no orphans left)
+    assert proc.wait(timeout=20) == 128 + signal.SIGKILL
