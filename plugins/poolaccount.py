@@ -52,7 +52,8 @@ NO_WILDCARD = Option("-no_wildcard", "flag", False, "compare subjects exactly",
 
 
 def configure_pool(plugin: Plugin, opts: dict[str, object]) -> None:
-    """Common option checks of the pool plugins; opens the gridmapdir once to check trust."""
+    """The options every pool plugin shares: checked (the gridmapdir opened once for its trust
+    check), then set on the plugin together with its grid-mapfile's entries."""
     gridmapdir = opts["-gridmapdir"]
     if not gridmapdir:
         raise PolicyConfigError(f"{plugin.name}: -gridmapdir is required")
@@ -60,6 +61,22 @@ def configure_pool(plugin: Plugin, opts: dict[str, object]) -> None:
         raise PolicyConfigError(f"{plugin.name}: -max_mappings_per_credential other than 1 "
                                 f"is not supported")
     os.close(open_gridmapdir(str(gridmapdir)))
+    plugin.gridmapdir = str(gridmapdir)
+    plugin.override = bool(opts["-override_inconsistency"])
+    plugin.strict = bool(opts["-strict_poolprefix_match"])
+    plugin.wildcard = not opts["-no_wildcard"]
+    plugin.gridmapfile = default_mapfile(opts["-gridmapfile"])
+    plugin.entries = read_mapfile(plugin.gridmapfile)
+
+
+class PoolMapping:
+    """run (creating leases) and verify (only accepting existing ones) of the pool plugins."""
+
+    def run(self, request: Request, creds: CredentialView) -> Result:
+        return self._map(request, creds, create=True)
+
+    def verify(self, request: Request, creds: CredentialView) -> Result:
+        return self._map(request, creds, create=False)
 
 
 def lease_account(gridmapdir: str, req: PoolRequest) -> str | None:
@@ -82,7 +99,7 @@ def lease_account(gridmapdir: str, req: PoolRequest) -> str | None:
         os.close(fd)
 
 
-class PoolAccountPlugin(Plugin):
+class PoolAccountPlugin(PoolMapping, Plugin):
     name = "poolaccount"
     lcmaps_names = ("lcmaps_poolaccount.mod",)
     summary = "grid-mapfile DN -> .pool -> leased pool account in the gridmapdir"
@@ -91,20 +108,7 @@ class PoolAccountPlugin(Plugin):
     sets = frozenset({"dn", "uid", "pgid", "sgid", "pool_index"})
 
     def configure(self, args: Sequence[str]) -> None:
-        opts = parse_options(self.options, args, self.name)
-        configure_pool(self, opts)
-        self.gridmapdir = str(opts["-gridmapdir"])
-        self.override = bool(opts["-override_inconsistency"])
-        self.strict = bool(opts["-strict_poolprefix_match"])
-        self.wildcard = not opts["-no_wildcard"]
-        self.gridmapfile = default_mapfile(opts["-gridmapfile"])
-        self.entries = read_mapfile(self.gridmapfile)
-
-    def run(self, request: Request, creds: CredentialView) -> Result:
-        return self._map(request, creds, create=True)
-
-    def verify(self, request: Request, creds: CredentialView) -> Result:
-        return self._map(request, creds, create=False)
+        configure_pool(self, parse_options(self.options, args, self.name))
 
     def _map(self, request: Request, creds: CredentialView, *, create: bool) -> Result:
         dn = creds.dn or request.dn

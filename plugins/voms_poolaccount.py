@@ -13,14 +13,14 @@ groups). By default only the uid is added (``--use-account-gid`` adds the accoun
 from __future__ import annotations
 
 from glexec_py.plugins.localaccount import GRIDMAP_OPTION, requested_account
-from glexec_py.plugins.poolaccount import POOL_OPTIONS, configure_pool, lease_account
+from glexec_py.plugins.poolaccount import POOL_OPTIONS, PoolMapping, configure_pool, lease_account
 from glexec_py.plugins.voms_localgroup import NO_WILDCARD, fqans_of
 
 from glexec_py.errors import AuthorizationError
 from glexec_py.gridmapdir import PoolRequest, encode_lease_name
 from glexec_py.plugin_api import Option, Plugin, Result, parse_options
-from glexec_py.policy.accounts import AccountError, account_updates, default_mapfile, group_name
-from glexec_py.policy.mapfile import read_mapfile, select_mapping
+from glexec_py.policy.accounts import AccountError, account_updates, group_name
+from glexec_py.policy.mapfile import select_mapping
 from glexec_py.policy.subject import match_fqan
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from glexec_py.plugin_api import CredentialView, Request
 
 
-class VomsPoolAccountPlugin(Plugin):
+class VomsPoolAccountPlugin(PoolMapping, Plugin):
     name = "voms_poolaccount"
     lcmaps_names = ("lcmaps_voms_poolaccount.mod",)
     summary = "first FQAN with a .pool -> leased pool account, lease keyed by DN and groups"
@@ -51,21 +51,9 @@ class VomsPoolAccountPlugin(Plugin):
     def configure(self, args: Sequence[str]) -> None:
         opts = parse_options(self.options, args, self.name)
         configure_pool(self, opts)
-        self.gridmapdir = str(opts["-gridmapdir"])
-        self.override = bool(opts["-override_inconsistency"])
-        self.strict = bool(opts["-strict_poolprefix_match"])
         self.no_secondary = bool(opts["-do_not_use_secondary_gids"])
         self.use_account_gid = bool(opts["--use-account-gid"])
         self.require_pgid = bool(opts["--require-primary-gid"])
-        self.wildcard = not opts["-no_wildcard"]
-        self.gridmapfile = default_mapfile(opts["-gridmapfile"])
-        self.entries = read_mapfile(self.gridmapfile)
-
-    def run(self, request: Request, creds: CredentialView) -> Result:
-        return self._map(request, creds, create=True)
-
-    def verify(self, request: Request, creds: CredentialView) -> Result:
-        return self._map(request, creds, create=False)
 
     def lease_name(self, dn: str, creds: CredentialView) -> str:
         gids = list(creds.pgid) + ([] if self.no_secondary else list(creds.sgid))
