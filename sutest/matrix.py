@@ -115,10 +115,10 @@ def expected_for(system: str, launcher: str, shape: str, action: str) -> bool | 
     # orphan re-parents to it, not to init) and terminates every leftover when it is told to
     # stop: kill catches every shape, and the launcher's wait chain reaps (and so accounts)
     # whatever re-parented to it.
-    if system == "slurm-pgid" and shape == "daemon" and action == "kill":
+    if system == "slurm-pgid" and shape in ("setsid", "daemon") and action == "kill":
         # Not judged: scancel TERMs the process group, the job shell dies at once and
         # slurmstepd SIGKILLs the group right after, so whether the lingering launcher still
-        # reaches the daemon (in its own session, outside the group) is a race with pgid
+        # reaches a process in its own session (outside the group) is a race with pgid
         # tracking; both outcomes were observed. linuxproc and cgroup catch it every time.
         return None
     if action in ("kill", "account"):
