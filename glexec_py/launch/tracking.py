@@ -88,15 +88,10 @@ def format_glexec_mon(monitor_pid: int, payload_pid: int, *, target_uid: int | N
 
 
 def _escape_mon(value: str) -> str:
-    out = []
-    for ch in value:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch < " " or ch == "\x7f":
-            out.append(f"\\x{ord(ch):02x}")
-        else:
-            out.append(ch)
-    return "".join(out)
+    """The one escaping of caller-influenced values in log records (``glexec_py.log``)."""
+    from glexec_py.log import escape
+
+    return escape(value)
 
 
 class ProcessTracker:
