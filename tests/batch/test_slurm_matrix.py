@@ -106,8 +106,11 @@ def test_matrix_matches_the_reference(slurm_cluster, sutest_binary, glexec_colum
         assert contract["suspend"].detail in ("State T", "State D")
         assert contract["resume"].observed is True
         assert contract["account"].observed is True
+    # Every judged kill cell: the not-judged ones (expected None, see expected_for) are races
+    # of the batch system's own tracking, not of the launcher.
     glexec_kills = [c for c in cells if c.launcher == "glexec-py" and c.action == "kill"
-                    and c.shape != "launcher_killed"]
+                    and c.shape != "launcher_killed" and c.expected is not None]
+    assert glexec_kills
     assert all(c.observed is True for c in glexec_kills)
     if proctrack == "cgroup":
         # Nothing escapes the step cgroup ("n/a": a payload that died with its SIGKILLed
