@@ -310,11 +310,14 @@ def _refresh_proxy(plan: object, logger: Logger) -> int:
 
 def _linger(plan: object, site: SiteConfig, logger: Logger, target: TargetIdentity,
             cred: object) -> int:
+    import gc
+
     from glexec_py.launch.child import exec_payload
     from glexec_py.launch.linger import run_epilogue, run_lingering
     from glexec_py.launch.tracking import format_glexec_mon
     from glexec_py.log import escape
 
+    gc.enable()  # bootstrap turned it off for the short call; this process lives with the job
     me = os.getpid()
 
     def started(pid: int) -> None:

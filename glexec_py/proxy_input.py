@@ -1,13 +1,13 @@
 """Which proxy files the caller named, and their bytes, read with the caller's own rights.
 
-Runs as: root (parent) and the caller (the reading child, via ``privsep``). Trusts: nothing about
+Runs as: root, with the caller's effective ids while it reads (``privsep``). Trusts: nothing about
 the files; only what the kernel enforces for the caller and what fstat says about the opened
 descriptor. Hot path: yes.
 
 gLExec's rules: GLEXEC_CLIENT_CERT (the identity to authorize and map) and GLEXEC_SOURCE_PROXY
 (what is copied for the payload; defaults to the client cert) must be absolute paths of regular
 files owned by the caller with no group/other/special permission bits, small, and not modified
-while read. The root process never opens or stats these paths; X509_USER_PROXY (the pilot's own
+while read. Root's rights never open or stat these paths; X509_USER_PROXY (the pilot's own
 proxy in pilot use) is never used for mapping.
 """
 
@@ -46,7 +46,7 @@ def _check_path(name: str, value: str | None) -> str:
 
 
 def read_proxy_as_caller(path: str, *, caller_uid: int, lock: str = "flock") -> bytes:
-    """Open and read one proxy file; runs in the child that already is the caller."""
+    """Open and read one proxy file; runs with the caller's effective ids already taken."""
     import fcntl
     import stat
     import time
@@ -105,23 +105,18 @@ def read_proxy_as_caller(path: str, *, caller_uid: int, lock: str = "flock") -> 
 def read_proxy_files(env: dict[str, str], *, caller_uid: int, caller_gid: int,
                      caller_groups: tuple[int, ...], lock: str) -> ProxyFiles:
     """Read GLEXEC_CLIENT_CERT and GLEXEC_SOURCE_PROXY as the caller."""
-    from glexec_py.privsep import run_as
+    from glexec_py.privsep import run_with_caller_rights
 
     client_path = _check_path("GLEXEC_CLIENT_CERT", env.get("GLEXEC_CLIENT_CERT"))
     source_var = env.get("GLEXEC_SOURCE_PROXY")
     source_path = client_path if source_var is None else _check_path("GLEXEC_SOURCE_PROXY",
                                                                      source_var)
 
-    def read_both() -> bytes:
+    def read_both() -> tuple[bytes, bytes]:
         client = read_proxy_as_caller(client_path, caller_uid=caller_uid, lock=lock)
         if source_path == client_path:
-            return client
-        source = read_proxy_as_caller(source_path, caller_uid=caller_uid, lock=lock)
-        return len(client).to_bytes(4, "big") + client + source
+            return client, client
+        return client, read_proxy_as_caller(source_path, caller_uid=caller_uid, lock=lock)
 
-    reply = run_as(caller_uid, caller_gid, caller_groups, read_both,
-                   max_reply=2 * MAX_PROXY_SIZE + 4)
-    if source_path == client_path:
-        return ProxyFiles(client_path, reply, source_path, reply)
-    size = int.from_bytes(reply[:4], "big")
-    return ProxyFiles(client_path, reply[4:4 + size], source_path, reply[4 + size:])
+    client, source = run_with_caller_rights(caller_uid, caller_gid, caller_groups, read_both)
+    return ProxyFiles(client_path, client, source_path, source)
