@@ -7,7 +7,7 @@ Because the writer already *is* the target, a hostile GLEXEC_TARGET_PROXY (``/et
 symlink, another user's file) can do no more than the target itself could. On top of that: the
 directory must belong to the target (or be a root-owned sticky directory such as /tmp), an
 existing file is only replaced if it is the target's own private regular file, and the new
-content goes to an O_EXCL temporary name in the same directory, is fsynced, then renamed over,
+content goes to an O_EXCL temporary name in the same directory, then is renamed over it,
 so a reader never sees a partial proxy and concurrent writers never interleave bytes.
 """
 
@@ -107,12 +107,13 @@ def write_target_proxy(path: str, data: bytes, *, target_uid: int, lock: str = "
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
         finally:
             os.close(fd)
+        # No fsync: rename alone makes readers see the old or the whole new file; durability
+        # across a crash buys nothing for a credential of a job that the crash ended, and two
+        # fsyncs cost a journal commit each (milliseconds on a busy worker node's disk).
         os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)
         tmp = ""
-        os.fsync(dirfd)
     except OSError as exc:
         cls = SiteError if exc.errno in (5, 28, 122) else ClientError  # EIO, ENOSPC, EDQUOT
         raise cls(f"cannot write target proxy {path}: {exc.strerror}") from None
