@@ -125,7 +125,8 @@ KEYS: tuple[ConfKey, ...] = (
     ConfKey("max_target_groups", "int", "32",
             "Most supplementary groups a payload may get.", origin="glexec-py"),
     ConfKey("forbidden_target_groups", "list", DEFAULT_FORBIDDEN_GROUPS,
-            "Groups (names or numbers) a payload must never be a member of.",
+            "Groups (names or numbers) a payload must never be a member of; a name matches the "
+            "name the group database gives a mapped gid.",
             origin="glexec-py"),
     ConfKey("tracking_gid_ranges", "ranges", "",
             "Supplementary gids of the caller kept across the switch so the batch system keeps "
