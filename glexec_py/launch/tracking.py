@@ -173,6 +173,42 @@ class ProcessTracker:
         if self._events is not None:
             self._events.set_root(pid)
 
+    def export_state(self) -> dict:
+        """Everything a fresh process needs to go on tracking (for the small waiter's exec).
+
+        Plain values only (a marshal record); the proc connector's socket is handed over as a
+        descriptor number, which the caller must keep open across the exec.
+        """
+        state = {"method": self.method, "method_used": self.method_used,
+                 "tracking_gid": self.tracking_gid, "payload_pid": self.payload_pid,
+                 "launcher_pid": self.launcher_pid, "cgroup_dir": self.cgroup_dir,
+                 "subreaper": self._subreaper, "events_fd": -1, "events_root": 0,
+                 "events_roots": {}}
+        if self._events is not None:
+            fd, roots = self._events.detach()
+            state.update(events_fd=fd, events_root=self._events.root, events_roots=roots)
+            self._events = None
+        return state
+
+    @classmethod
+    def from_state(cls, state: dict) -> ProcessTracker:
+        tracker = cls(method=state["method"], tracking_gid=state["tracking_gid"])
+        tracker.method_used = state["method_used"]
+        tracker.payload_pid = state["payload_pid"]
+        tracker.launcher_pid = state["launcher_pid"]
+        tracker.cgroup_dir = state["cgroup_dir"]
+        tracker._subreaper = state["subreaper"]
+        if state["events_fd"] >= 0:
+            events = _ProcEvents(tracker.launcher_pid, fileno=state["events_fd"])
+            events.roots.update(state["events_roots"])
+            events.root = state["events_root"]
+            tracker._events = events
+        return tracker
+
+    def events_fd(self) -> int:
+        """The proc connector socket the waiter must read when it is readable, or -1."""
+        return self._events.sock.fileno() if self._events is not None else -1
+
     # -- queries ------------------------------------------------------------------------------
 
     def members(self) -> set[int]:
@@ -184,7 +220,11 @@ class ProcessTracker:
             found |= self._events.members()
         if self.tracking_gid is not None:
             found |= _pids_with_gid(self.tracking_gid)
-        if self._subreaper or self.method_used == "descendants":
+        if self.method_used == "descendants" or (self._subreaper and not self.cgroup_dir):
+            # With a cgroup in force the scan adds nothing: every process the payload creates
+            # is born inside it and an unprivileged process cannot leave it. Elsewhere the
+            # subreaper keeps every leftover a descendant, so the (whole-/proc) scan backs up
+            # lost proc events and the gid method.
             found |= _descendants(self.launcher_pid)
         found.discard(self.launcher_pid)
         found.discard(1)
@@ -280,8 +320,23 @@ class ProcessTracker:
         """Collect re-parented leftovers (we are their subreaper), never the payload itself.
 
         The payload's status belongs to the launcher's own ``waitpid(payload)``, which may still
-        be pending when the launcher is told to stop; so reap by pid, not with ``waitpid(-1)``.
+        be pending when the launcher is told to stop; so a zombie is first looked at without
+        reaping it (WNOWAIT), and only a scan of /proc finds the others behind an unreaped
+        payload.
         """
+        for _ in range(4096):
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except OSError:
+                return  # no children at all
+            if info is None:
+                return  # children, but none has exited
+            if info.si_pid == self.payload_pid:
+                break
+            try:
+                os.waitpid(info.si_pid, os.WNOHANG)
+            except OSError:
+                return
         for pid, ppid in _parent_map().items():
             if ppid != self.launcher_pid or pid == self.payload_pid:
                 continue
@@ -501,34 +556,44 @@ def _descendants(root: int) -> set[int]:
 
 
 class _ProcEvents:
-    """A thread following fork/exit events of the payload's process tree (netlink proc connector).
+    """Fork/exit events of the payload's process tree (netlink proc connector).
 
     Every process forked by the launcher or by a tracked process is recorded with its *root*,
     the launcher's child it descends from; exits remove entries, so a pid that is re-used later
-    is never signalled.  Only the subtree whose root is the payload counts as a member.
+    is never signalled.  Only the subtree whose root is the payload counts as a member.  In the
+    full launcher a thread reads the events; after the hand-over to the small waiter
+    (``detach`` / ``attach``) the waiter reads them itself whenever the socket is readable,
+    so no thread (and no ``socket``/``struct`` module) is needed there.
     """
 
-    __slots__ = ("sock", "launcher", "roots", "root", "running", "lost", "lock", "_struct")
+    __slots__ = ("sock", "launcher", "roots", "root", "running", "lost", "lock", "stopped",
+                 "detached")
 
-    def __init__(self, launcher_pid: int) -> None:
+    def __init__(self, launcher_pid: int, *, fileno: int = -1) -> None:
+        import _socket
         import _thread
-        import socket
-        import struct
 
-        self._struct = struct
         self.launcher = launcher_pid
         self.roots: dict[int, int] = {}
         self.root = 0
         self.lost = False
+        self.detached = False
         self.lock = _thread.allocate_lock()
-        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, _NETLINK_CONNECTOR)
+        self.stopped = _thread.allocate_lock()
+        if fileno >= 0:  # attach: the socket subscribed by the launcher before its exec
+            self.sock = _socket.socket(fileno=fileno)
+            self.sock.setblocking(False)
+            self.running = False
+            return
+        sock = _socket.socket(_socket.AF_NETLINK, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC,
+                              _NETLINK_CONNECTOR)
         try:
             try:
-                sock.setsockopt(socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE
+                sock.setsockopt(_socket.SOL_SOCKET, 33, 8 << 20)  # SO_RCVBUFFORCE
             except OSError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+                sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_RCVBUF, 8 << 20)
             sock.bind((0, _CN_IDX_PROC))
-            sock.send(self._control(_PROC_CN_MCAST_LISTEN))
+            sock.send(_control(_PROC_CN_MCAST_LISTEN))
             sock.settimeout(1.0)
             # The first message acknowledges the subscription (what == 0): proof events flow.
             data = sock.recv(4096)
@@ -540,16 +605,11 @@ class _ProcEvents:
         except OSError:
             sock.close()
             raise
-        sock.settimeout(0.2)
+        sock.settimeout(0.05)
         self.sock = sock
         self.running = True
+        self.stopped.acquire()
         _thread.start_new_thread(self._pump, ())
-
-    def _control(self, op: int) -> bytes:
-        struct = self._struct
-        header = struct.pack("=IIIIHH", _CN_IDX_PROC, _CN_VAL_PROC, 0, 0, 4, 0)
-        body = header + struct.pack("=I", op)
-        return struct.pack("=IHHII", 16 + len(body), 3, 0, 0, 0) + body  # NLMSG_DONE
 
     def set_root(self, pid: int) -> None:
         with self.lock:
@@ -557,32 +617,57 @@ class _ProcEvents:
             self.roots.setdefault(pid, pid)
 
     def members(self) -> set[int]:
+        if not self.running:
+            self.drain()
         with self.lock:
             if not self.root:
                 return set()
             return {pid for pid, root in self.roots.items() if root == self.root}
 
     def _pump(self) -> None:
-        unpack = self._struct.unpack_from
-        while self.running:
+        try:
+            while self.running:
+                try:
+                    data = self.sock.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError as exc:
+                    if exc.errno == errno.ENOBUFS:
+                        self.lost = True  # events dropped: the descendants scan backs us up
+                        continue
+                    break
+                self._handle_datagram(data)
+        finally:
+            if not self.detached:
+                self.sock.close()  # only the reader may: it could still be using the fd
+            self.stopped.release()
+
+    def drain(self) -> None:
+        """Apply every event already queued (thread-less mode; the socket is non-blocking)."""
+        while True:
             try:
                 data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
-                    self.lost = True  # events dropped: the descendants scan still backs us up
+                    self.lost = True
                     continue
+                return
+            self._handle_datagram(data)
+
+    def _handle_datagram(self, data: bytes) -> None:
+        import _struct
+
+        unpack = _struct.unpack_from
+        offset = 0
+        while offset + 16 <= len(data):
+            length = unpack("=I", data, offset)[0]
+            if length < 16:
                 break
-            offset = 0
-            while offset + 16 <= len(data):
-                length = unpack("=I", data, offset)[0]
-                if length < 16:
-                    break
-                if length >= 52 + 16:
-                    self._handle(data, offset + 36, unpack)
-                offset += (length + 3) & ~3
-        self.sock.close()
+            if length >= 52 + 16:
+                self._handle(data, offset + 36, unpack)
+            offset += (length + 3) & ~3
 
     def _handle(self, data: bytes, at: int, unpack) -> None:
         what = unpack("=I", data, at)[0]
@@ -601,14 +686,37 @@ class _ProcEvents:
                 with self.lock:
                     self.roots.pop(tgid, None)
 
-    def stop(self) -> None:
+    def detach(self) -> tuple[int, dict[int, int]]:
+        """Stop the reader thread without losing an event; return (socket fd, roots).
+
+        The thread handles each datagram completely before it looks at ``running`` again, and
+        what it has not read stays queued in the socket for the waiter.
+        """
+        self.detached = True  # the reader leaves the socket open
         self.running = False
+        if not self.stopped.acquire(timeout=2.0):
+            raise OSError(errno.ETIMEDOUT, "proc connector reader did not stop")
+        with self.lock:
+            return self.sock.detach(), dict(self.roots)
+
+    def stop(self) -> None:
+        threaded, self.running = self.running, False
         try:
-            self.sock.send(self._control(_PROC_CN_MCAST_IGNORE))
+            self.sock.send(_control(_PROC_CN_MCAST_IGNORE))
         except OSError:
             pass
-        # The pump closes the socket itself when it notices (within one receive timeout):
-        # closing it here could hand its fd number to another file while the pump still reads.
+        if not threaded:
+            self.sock.close()
+        # Otherwise the reader closes the socket itself when it notices (within one receive
+        # timeout): closing it here could hand its fd number to another file while it reads.
+
+
+def _control(op: int) -> bytes:
+    import _struct
+
+    header = _struct.pack("=IIIIHH", _CN_IDX_PROC, _CN_VAL_PROC, 0, 0, 4, 0)
+    body = header + _struct.pack("=I", op)
+    return _struct.pack("=IHHII", 16 + len(body), 3, 0, 0, 0) + body  # NLMSG_DONE
 
 
 __all__ = ["METHODS", "ProcessTracker", "format_glexec_mon"]
