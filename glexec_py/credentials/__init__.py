@@ -110,40 +110,72 @@ class VerifiedCredential:
                 f"fqans={self.fqans!r})")
 
 
+ENGINES = ("auto", "fast", "cryptography")
+
+
 def load_and_verify(pem: bytes, *, certdir: str, vomsdir: str | None,
                     require_key: bool = True, options: VerifyOptions | None = None,
-                    now: float | None = None,
-                    depends: list | None = None) -> VerifiedCredential:
+                    now: float | None = None, depends: list | None = None,
+                    engine: str = "auto") -> VerifiedCredential:
     """Verify the proxy file ``pem`` against ``certdir`` (and its ACs against ``vomsdir``).
 
     ``depends``, if given, receives ``(files, window, cacheable)``: every trusted file the
     verdict depended on (with the identity of the version read, or None if probed and absent)
     and the window in which all certificates and CRLs used are valid (credentials/cache.py).
 
+    ``engine``: ``'auto'`` first tries the cryptography-free path (certparse + pkcs1: RSA
+    PKCS#1 v1.5 with SHA-1/SHA-2, the usual extensions) and hands the whole proxy to
+    cryptography when that path cannot settle it (any other algorithm or construct, and every
+    signature it refuses); ``'fast'`` raises der.NotOnFastPath instead of handing over;
+    ``'cryptography'`` never uses the fast path. Verdicts are the same by design (tests compare
+    them); only the cost differs (``import cryptography.x509`` alone is ~40 ms).
+
     Raises ClientError (201) for unusable input, AuthorizationError (203) for a chain that does
     not prove an identity or breaks an option, SiteError (202) for an untrusted certdir/vomsdir.
     """
-    from glexec_py.credentials import chain, voms
     from glexec_py.credentials import pem as pem_mod
-    from glexec_py.credentials.trustdir import TrustDir
+    from glexec_py.credentials.der import NotOnFastPath
 
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {', '.join(ENGINES)}")
     options = options or VerifyOptions()
     now = time.time() if now is None else float(now)
     bundle = pem_mod.split_pem(pem)
-    certs = chain.load_certificates(bundle.certificates)
+    if engine != "cryptography":
+        try:
+            return _verify_bundle(pem, bundle, certdir, vomsdir, require_key, options, now,
+                                  depends, fast=True)
+        except NotOnFastPath:
+            if engine == "fast":
+                raise
+    return _verify_bundle(pem, bundle, certdir, vomsdir, require_key, options, now, depends,
+                          fast=False)
+
+
+def _verify_bundle(pem: bytes, bundle: object, certdir: str, vomsdir: str | None,
+                   require_key: bool, options: VerifyOptions, now: float,
+                   depends: list | None, *, fast: bool) -> VerifiedCredential:
+    from glexec_py.credentials import chain, voms
+    from glexec_py.credentials.der import NotOnFastPath
+    from glexec_py.credentials.trustdir import TrustDir
+
+    certs = chain.load_certificates(bundle.certificates, fast=fast)
     has_key = bundle.key_pem is not None
     if has_key:
-        _check_key(bundle.key_pem, certs[0])
+        if fast:
+            _check_key_fast(bundle.key_pem, certs[0])
+        else:
+            _check_key(bundle.key_pem, certs[0])
     elif require_key:
         raise ClientError("proxy file holds no private key")
-    with TrustDir(certdir) as trust:
+    with TrustDir(certdir, fast=fast) as trust:
         try:
             result = chain.verify_chain(certs, trust, options, now)
             fqan_sources, rejected = ([], [])
             if vomsdir is not None:
                 fqan_sources, rejected = voms.extract_and_verify(
                     result.path, result.eec_index, vomsdir, trust, options, now)
-        except (ClientError, AuthorizationError, SiteError):
+        except (ClientError, AuthorizationError, SiteError, NotOnFastPath):
             raise
         except Exception as exc:  # hostile input must end in a clean refusal, not a traceback
             raise AuthorizationError(f"proxy chain could not be verified ({type(exc).__name__}:"
@@ -161,7 +193,7 @@ def load_and_verify(pem: bytes, *, certdir: str, vomsdir: str | None,
     cred = VerifiedCredential(
         dn=eec.dn,
         issuer_dn=_render(eec.issuer_der),
-        eec_serial=eec.cert.serial_number,
+        eec_serial=eec.serial,
         chain_subjects=tuple(info.dn for info in presented),
         proxy_kinds=tuple(p.kind for p in proxies),
         limited=any(p.kind.endswith("-limited") for p in proxies),
@@ -239,6 +271,16 @@ def _render(name_der: bytes) -> str:
         return render_name_der(name_der)
     except AmbiguousNameError as exc:
         raise AuthorizationError(f"issuer name cannot be named unambiguously: {exc}")
+
+
+def _check_key_fast(key_pem: bytes, leaf: object) -> None:
+    """The RSA key pair check on (n, e); a mismatch or any other key goes to :func:`_check_key`
+    (through der.NotOnFastPath) so that its wording stays cryptography's."""
+    from glexec_py.credentials.der import NotOnFastPath
+    from glexec_py.credentials.pkcs1 import read_private_key
+
+    if leaf.cert.rsa_key is None or read_private_key(key_pem) != leaf.cert.rsa_key:
+        raise NotOnFastPath("private key not matched on the fast path")
 
 
 def _check_key(key_pem: bytes, leaf: object) -> None:

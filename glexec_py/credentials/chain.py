@@ -58,16 +58,28 @@ class CertInfo:
     """One certificate of the path with the facts the checks and the result need."""
 
     __slots__ = ("cert", "subject_der", "issuer_der", "subject_rdns", "issuer_rdns", "kind",
-                 "pathlen", "is_ca", "not_before", "not_after", "dn", "from_file")
+                 "pathlen", "is_ca", "not_before", "not_after", "dn", "from_file", "fast",
+                 "serial", "exts", "digital_signature")
 
     def __init__(self, cert: object, from_file: bool) -> None:
+        # ``cert`` is a certparse.ParsedCert (the cryptography-free path) or a cryptography
+        # Certificate; everything below the constructor and _classify reads only these slots.
         self.cert = cert
         self.from_file = from_file
-        self.issuer_der, self.subject_der = der.tbs_names(cert.tbs_certificate_bytes)
+        self.fast = getattr(cert, "is_fast", False)
+        if self.fast:
+            self.issuer_der, self.subject_der = cert.issuer_der, cert.subject_der
+            self.not_before, self.not_after = cert.not_before, cert.not_after
+            self.serial = cert.serial
+        else:
+            self.issuer_der, self.subject_der = der.tbs_names(cert.tbs_certificate_bytes)
+            self.not_before = cert.not_valid_before_utc.timestamp()
+            self.not_after = cert.not_valid_after_utc.timestamp()
+            self.serial = cert.serial_number
         self.subject_rdns = canon_rdns(self.subject_der)
         self.issuer_rdns = canon_rdns(self.issuer_der)
-        self.not_before = cert.not_valid_before_utc.timestamp()
-        self.not_after = cert.not_valid_after_utc.timestamp()
+        self.exts: list[tuple[str, bool, object]] = []  # (oid, critical, value), by _classify
+        self.digital_signature: bool | None = None  # keyUsage's bit; None without keyUsage
         self.kind = ""      # proxy kind, "" for EEC/CA
         self.pathlen = None  # proxy path length constraint
         self.is_ca = False
@@ -116,13 +128,18 @@ def format_time(epoch: float) -> str:
             f"{secs // 3600:02d}:{secs % 3600 // 60:02d}:{secs % 60:02d} UTC")
 
 
-def load_certificates(blobs: list[bytes]) -> list[CertInfo]:
-    from cryptography import x509
+def load_certificates(blobs: list[bytes], fast: bool = False) -> list[CertInfo]:
+    """CertInfos of DER certificates; ``fast`` reads them without cryptography (certparse),
+    raising der.NotOnFastPath for any certificate outside its subset."""
+    if fast:
+        from glexec_py.credentials.certparse import parse_certificate as load
+    else:
+        from cryptography.x509 import load_der_x509_certificate as load
 
     out = []
     for index, blob in enumerate(blobs):
         try:
-            cert = x509.load_der_x509_certificate(blob)
+            cert = load(blob)
             info = CertInfo(cert, True)
         except (ValueError, der.DerError) as exc:
             raise ClientError(f"proxy certificate #{index} is not a valid X.509 certificate"
@@ -210,20 +227,28 @@ def _short(exc: BaseException) -> str:
 
 def _classify(info: CertInfo) -> None:
     cert = info.cert
-    try:
-        exts = cert.extensions
-    except Exception as exc:
-        raise AuthorizationError(f"certificate {info.dn} has malformed extensions"
-                                 f" ({_short(exc)})")
-    by_oid = {ext.oid.dotted_string: ext for ext in exts}
-    bc = by_oid.get("2.5.29.19")
-    info.is_ca = bool(bc is not None and bc.value.ca)
+    if info.fast:  # certparse validated every extension as cryptography's parser would
+        info.exts = cert.extensions
+        info.is_ca = cert.is_ca
+        info.digital_signature = cert.digital_signature
+    else:
+        try:
+            exts = cert.extensions
+        except Exception as exc:
+            raise AuthorizationError(f"certificate {info.dn} has malformed extensions"
+                                     f" ({_short(exc)})")
+        info.exts = [(ext.oid.dotted_string, ext.critical, ext.value) for ext in exts]
+        by_oid = {ext.oid.dotted_string: ext for ext in exts}
+        bc = by_oid.get("2.5.29.19")
+        info.is_ca = bool(bc is not None and bc.value.ca)
+        ku = by_oid.get("2.5.29.15")
+        info.digital_signature = None if ku is None else bool(ku.value.digital_signature)
+    by_value = {oid: (critical, value) for oid, critical, value in info.exts}
     for oid, base in ((OID_PCI_RFC, "rfc3820"), (OID_PCI_DRAFT, "draft")):
-        ext = by_oid.get(oid)
-        if ext is None:
+        if oid not in by_value:
             continue
-        raw = ext.value.value if hasattr(ext.value, "value") else ext.value.public_bytes()
-        language, pathlen = _parse_pci(raw, info)
+        critical, value = by_value[oid]
+        language, pathlen = _parse_pci(extension_bytes(value), info)
         if language == POLICY_INHERIT_ALL:
             info.kind = base
         elif language == POLICY_LIMITED:
@@ -233,7 +258,7 @@ def _classify(info: CertInfo) -> None:
         else:
             raise AuthorizationError(f"proxy {info.dn} has an unsupported policy language"
                                      f" {language}")
-        if base == "rfc3820" and not ext.critical:
+        if base == "rfc3820" and not critical:
             raise AuthorizationError(f"proxy {info.dn}: ProxyCertInfo must be critical")
         info.pathlen = pathlen
         return
@@ -245,6 +270,14 @@ def _classify(info: CertInfo) -> None:
             info.kind = "legacy"
         elif last == b"limited proxy":
             info.kind = "legacy-limited"
+
+
+def extension_bytes(value: object) -> bytes:
+    """The DER of an extension's value: certparse keeps the bytes; cryptography keeps them for
+    the extensions it does not know (ProxyCertInfo, VOMS) and re-encodes the others."""
+    if isinstance(value, bytes):
+        return value
+    return value.value if hasattr(value, "value") else value.public_bytes()
 
 
 def _parse_pci(raw: bytes, info: CertInfo) -> tuple[str, int | None]:
@@ -289,18 +322,38 @@ def _find_issuer(info: CertInfo, pool: list[CertInfo]) -> CertInfo | None:
 
 def _find_anchor(info: CertInfo, trust: TrustDir) -> CertInfo | None:
     """The CA-directory certificate that issued ``info`` (name match and signature)."""
+    refused_fast = False
     for cert in trust.anchors_for(info.issuer_der):
-        try:
-            info.cert.verify_directly_issued_by(cert)
-        except Exception:  # noqa: S112 - a non-matching candidate is simply not the issuer
-            continue
+        if info.fast:
+            if not _fast_issued_by(info.cert, cert):
+                refused_fast = True
+                continue
+        else:
+            try:
+                info.cert.verify_directly_issued_by(cert)
+            except Exception:  # noqa: S112 - a non-matching candidate is simply not the issuer
+                continue
         try:
             anchor = CertInfo(cert, False)
             _classify(anchor)
         except AuthorizationError:
             continue
         return anchor
+    if refused_fast:  # a fast "no" leaves the chain without an anchor: let cryptography say so
+        from glexec_py.credentials.der import NotOnFastPath
+
+        raise NotOnFastPath("no CA-directory candidate verified on the fast path")
     return None
+
+
+def _fast_issued_by(cert: object, issuer: object) -> bool:
+    """cryptography's verify_directly_issued_by on ParsedCerts: the name must be the issuer's
+    subject byte for byte (it compares parsed names) and the signature must verify."""
+    from glexec_py.credentials.pkcs1 import verify_certificate_signature
+
+    if cert.issuer_der != issuer.subject_der:
+        return False
+    return verify_certificate_signature(cert, issuer.rsa_key)
 
 
 def _check_validity(info: CertInfo, index: int, eec_index: int, now: float) -> None:
@@ -312,13 +365,20 @@ def _check_validity(info: CertInfo, index: int, eec_index: int, now: float) -> N
 
 
 def _check_critical(info: CertInfo) -> None:
-    for ext in info.cert.extensions:
-        if ext.critical and ext.oid.dotted_string not in _KNOWN_CRITICAL:
+    for oid, critical, _value in info.exts:
+        if critical and oid not in _KNOWN_CRITICAL:
             raise AuthorizationError(f"certificate {info.dn} has an unknown critical extension "
-                                     f"{ext.oid.dotted_string}")
+                                     f"{oid}")
 
 
 def _check_signature(info: CertInfo, issuer: CertInfo) -> None:
+    if info.fast:
+        if not _fast_issued_by(info.cert, issuer.cert):
+            from glexec_py.credentials.der import NotOnFastPath
+
+            # the refusal's wording is cryptography's exception text: let it say it
+            raise NotOnFastPath(f"signature on {info.dn} refused on the fast path")
+        return
     try:
         info.cert.verify_directly_issued_by(issuer.cert)
     except Exception as exc:
@@ -343,11 +403,9 @@ def _check_proxies(path: list[CertInfo], eec_index: int) -> None:
                 proxy.subject_rdns[:-1] != issuer.subject_rdns or _last_cn(proxy) is None:
             raise AuthorizationError(f"proxy subject {proxy.dn} is not its issuer's subject "
                                      "plus one CN")
-        exts = {ext.oid.dotted_string: ext for ext in proxy.cert.extensions}
-        if any(oid in exts for oid in _ALT_NAMES):
+        if any(oid in _ALT_NAMES for oid, _critical, _value in proxy.exts):
             raise AuthorizationError(f"proxy {proxy.dn} carries alternative names")
-        ku = {ext.oid.dotted_string: ext for ext in issuer.cert.extensions}.get("2.5.29.15")
-        if ku is not None and not ku.value.digital_signature:
+        if issuer.digital_signature is False:
             raise AuthorizationError(f"{issuer.dn} may not sign proxies (keyUsage lacks "
                                      "digitalSignature)")
 
@@ -355,6 +413,18 @@ def _check_proxies(path: list[CertInfo], eec_index: int) -> None:
 def _check_crl(info: CertInfo, ca: CertInfo, trust: TrustDir, policy: str, now: float) -> None:
     valid = []
     for crl in trust.crls_for(info.issuer_der):
+        if ca.fast:
+            if canon_rdns(crl.issuer_der) != ca.subject_rdns:
+                continue
+            from glexec_py.credentials.pkcs1 import verify_certificate_signature
+
+            if not verify_certificate_signature(crl, ca.cert.rsa_key):
+                from glexec_py.credentials.der import NotOnFastPath
+
+                # an ignored CRL must never rest on the fast verifier's word alone
+                raise NotOnFastPath(f"CRL of {ca.dn} refused on the fast path")
+            valid.append(crl)
+            continue
         try:
             if canon_rdns(crl.issuer.public_bytes()) != ca.subject_rdns:
                 continue
@@ -368,17 +438,26 @@ def _check_crl(info: CertInfo, ca: CertInfo, trust: TrustDir, policy: str, now: 
             raise AuthorizationError(f"no valid CRL for CA {ca.dn} (crl_policy=require)")
         return
     for crl in valid:
-        next_update = crl.next_update_utc
-        trust.note_window(None, next_update.timestamp() if next_update is not None else None)
-        if next_update is not None and now > next_update.timestamp():
+        if ca.fast:
+            next_update = crl.next_update
+            revoked = info.serial in crl.revoked
+        else:
+            stamp = crl.next_update_utc
+            next_update = stamp.timestamp() if stamp is not None else None
+            revoked = crl.get_revoked_certificate_by_serial_number(info.serial) is not None
+        trust.note_window(None, next_update)
+        if next_update is not None and now > next_update:
             raise AuthorizationError(f"CRL of CA {ca.dn} expired at "
-                                     f"{format_time(next_update.timestamp())}")
-        if crl.get_revoked_certificate_by_serial_number(info.cert.serial_number) is not None:
+                                     f"{format_time(next_update)}")
+        if revoked:
             raise AuthorizationError(f"certificate {info.dn} (serial "
-                                     f"{info.cert.serial_number}) is revoked by its CA")
+                                     f"{info.serial}) is revoked by its CA")
 
 
 def _collect_algorithms(result: ChainResult) -> None:
+    if result.path[0].fast:
+        _collect_algorithms_fast(result)
+        return
     from cryptography.hazmat.primitives.asymmetric import dsa, rsa
 
     bits = []
@@ -397,6 +476,21 @@ def _collect_algorithms(result: ChainResult) -> None:
             hashes.append("unsupported:" + info.cert.signature_algorithm_oid.dotted_string)
     result.rsa_bits_min = min(bits) if bits else None
     result.signature_hashes = tuple(hashes)
+
+
+def _collect_algorithms_fast(result: ChainResult) -> None:
+    from glexec_py.credentials.certparse import RSA_SIGNATURES
+    from glexec_py.credentials.der import NotOnFastPath
+
+    bits = []
+    for info in result.path[:result.eec_index + 1]:
+        if info.cert.rsa_key is None:
+            raise NotOnFastPath(f"key of {info.dn} is not an RSA key the fast path handles")
+        bits.append(info.cert.rsa_key[0].bit_length())  # cryptography's RSA key_size
+    result.leaf_key_bits = bits[0]
+    result.rsa_bits_min = min(bits)
+    result.signature_hashes = tuple(RSA_SIGNATURES[info.cert.signature_oid]
+                                    for info in result.path[:result.eec_index + 1])
 
 
 def key_bits(public_key: object) -> int:

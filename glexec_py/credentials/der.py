@@ -34,6 +34,14 @@ class DerError(ValueError):
     """The bytes are not the DER structure expected at this point."""
 
 
+class NotOnFastPath(Exception):  # noqa: N818 - a hand-over signal, not an error to report
+    """The cryptography-free verification cannot decide this input; use cryptography instead.
+
+    Deliberately not a ValueError: code that swallows malformed input (an unreadable CRL counts
+    as absent) must not swallow this, or the fast path would decide by omission.
+    """
+
+
 class Item:
     """One TLV item: ``tag`` (the identifier octet), content between ``start`` and ``end``."""
 

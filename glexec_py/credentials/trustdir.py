@@ -65,19 +65,22 @@ def _canon_text(raw: bytes) -> bytes:
 def name_hash(name_der: bytes) -> str:
     """``openssl x509 -hash`` of a name: first 4 bytes of SHA-1 over the canonical RDNs, read
     little-endian, as 8 hex digits."""
-    import hashlib
+    import _sha1  # hashlib would load OpenSSL's _hashlib (~2.5 ms) for one small digest
 
-    digest = hashlib.sha1(b"".join(canon_rdns(name_der)), usedforsecurity=False).digest()
+    digest = _sha1.sha1(b"".join(canon_rdns(name_der))).digest()
     return f"{int.from_bytes(digest[:4], 'little'):08x}"
 
 
 class TrustDir:
     """An opened, trust-checked CA directory. Use as a context manager (closes the dir fd)."""
 
-    __slots__ = ("path", "fd", "_anchors", "_crls", "consulted", "window", "cacheable")
+    __slots__ = ("path", "fd", "_anchors", "_crls", "consulted", "window", "cacheable", "fast")
 
-    def __init__(self, path: str, *, what: str = "CA directory") -> None:
+    def __init__(self, path: str, *, what: str = "CA directory", fast: bool = False) -> None:
         self.path = path
+        # fast: anchors and CRLs are read by certparse (no cryptography); anything it cannot
+        # read raises der.NotOnFastPath instead of being skipped as unreadable
+        self.fast = fast
         self.fd = open_trusted_dir(path, what=what)
         self._anchors: dict[str, list] = {}
         self._crls: dict[str, list] = {}
@@ -123,9 +126,8 @@ class TrustDir:
         return data
 
     def anchors_for(self, issuer_der: bytes) -> list:
-        """CA certificates (cryptography objects) whose subject equals ``issuer_der``."""
-        from cryptography import x509
-
+        """CA certificates (cryptography objects, or certparse.ParsedCert when ``fast``) whose
+        subject equals ``issuer_der``."""
         key = name_hash(issuer_der)
         if key in self._anchors:
             return self._anchors[key]
@@ -136,6 +138,15 @@ class TrustDir:
             if not self._exists(name):
                 break
             blob = self._read(name, "CA certificate")
+            if self.fast:
+                from glexec_py.credentials.certparse import read_certificates_file
+
+                for cert in read_certificates_file(blob):
+                    if canon_rdns(cert.subject_der) == wanted:
+                        found.append(cert)
+                continue
+            from cryptography import x509
+
             try:
                 certs = (x509.load_pem_x509_certificates(blob) if b"-----BEGIN" in blob
                          else [x509.load_der_x509_certificate(blob)])
@@ -149,9 +160,8 @@ class TrustDir:
         return found
 
     def crls_for(self, issuer_der: bytes) -> list:
-        """CRLs (cryptography objects) found for the CA named ``issuer_der`` (unverified)."""
-        from cryptography import x509
-
+        """CRLs (cryptography objects, or certparse.ParsedCrl when ``fast``) found for the CA
+        named ``issuer_der`` (unverified)."""
         key = name_hash(issuer_der)
         if key in self._crls:
             return self._crls[key]
@@ -161,6 +171,13 @@ class TrustDir:
             if not self._exists(name):
                 break
             blob = self._read(name, "CRL")
+            if self.fast:
+                from glexec_py.credentials.certparse import read_crl_file
+
+                found.append(read_crl_file(blob))
+                continue
+            from cryptography import x509
+
             try:
                 crl = (x509.load_pem_x509_crl(blob) if b"-----BEGIN" in blob
                        else x509.load_der_x509_crl(blob))

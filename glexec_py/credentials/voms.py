@@ -70,14 +70,14 @@ class AcRejected(Exception):
 def extract_and_verify(path: list[CertInfo], eec_index: int, vomsdir: str, trust: TrustDir,
                        options: VerifyOptions, now: float) -> tuple[list[VomsInfo], list[str]]:
     """Verified ACs of the proxy nearest the leaf that carries any, and rejection reasons."""
+    from glexec_py.credentials.chain import extension_bytes
     from glexec_py.trust import open_trusted_dir
 
     blobs = []
     for info in path[:eec_index]:
-        for ext in info.cert.extensions:
-            if ext.oid.dotted_string == OID_VOMS_EXT:
-                blobs = _split_acs(ext.value.value if hasattr(ext.value, "value")
-                                   else ext.value.public_bytes())
+        for oid, _critical, value in info.exts:
+            if oid == OID_VOMS_EXT:
+                blobs = _split_acs(extension_bytes(value))
                 break
         if blobs:
             break
@@ -141,7 +141,7 @@ def _verify_ac(blob: bytes, eec: CertInfo, vomsdir: str, trust: TrustDir,
             names, _ = _general_names(id_fields[0])
             serial = der.decode_integer(id_fields[1].expect(der.TAG_INTEGER, "serial").content)
             eec_names = (eec.issuer_rdns, eec.subject_rdns)
-            bound = serial == eec.cert.serial_number and any(
+            bound = serial == eec.serial and any(
                 canon_rdns(n) in eec_names for n in names)
     if not bound:
         raise AcRejected("holder is not this proxy's end-entity certificate")
@@ -234,10 +234,8 @@ def _read_lsc(text: str) -> list[list[str]]:
 
 
 def _trusted_server(vo: str, host: str, issuer_der: bytes, embedded: list[bytes],
-                    vomsdir: str, trust: TrustDir, now: float) -> object:
+                    vomsdir: str, trust: TrustDir, now: float) -> CertInfo:
     """The VOMS server certificate that may sign for (vo, host), verified against the CAs."""
-    from cryptography import x509
-
     from glexec_py.credentials import chain
     from glexec_py.errors import GlexecError
     from glexec_py.trust import read_trusted_file, read_trusted_file_with_identity
@@ -256,7 +254,7 @@ def _trusted_server(vo: str, host: str, issuer_der: bytes, embedded: list[bytes]
     if lsc is not None:
         if not embedded:
             raise AcRejected("AC carries no server certificate to match the .lsc")
-        infos = chain.load_certificates(embedded)
+        infos = chain.load_certificates(embedded, fast=trust.fast)
         served = [render_name_der(infos[0].subject_der), render_name_der(infos[0].issuer_der)]
         served += [render_name_der(i.issuer_der) for i in infos[1:]]
         if not any([dn_key(d) for d in c] == [dn_key(d) for d in served[:len(c)]]
@@ -274,10 +272,19 @@ def _trusted_server(vo: str, host: str, issuer_der: bytes, embedded: list[bytes]
                 if name.endswith(".lsc") or not os.path.isfile(full):
                     continue
                 blob = read_trusted_file(full, max_size=256 << 10, what="VOMS certificate")
-                try:
-                    certs = x509.load_pem_x509_certificates(blob)
-                except ValueError:
-                    continue
+                if trust.fast:
+                    from glexec_py.credentials.certparse import parse_certificate, pem_blocks
+
+                    if b"-----BEGIN" not in blob:
+                        raise der.NotOnFastPath("vomsdir file that is not PEM")
+                    certs = [parse_certificate(d) for d in pem_blocks(blob, b"CERTIFICATE")]
+                else:
+                    from cryptography import x509
+
+                    try:
+                        certs = x509.load_pem_x509_certificates(blob)
+                    except ValueError:
+                        continue
                 for cert in certs:
                     candidates.append([chain.CertInfo(cert, False)])
         if not candidates:
@@ -295,12 +302,15 @@ def _trusted_server(vo: str, host: str, issuer_der: bytes, embedded: list[bytes]
         except (AuthorizationError, ClientError) as exc:
             last = f"VOMS server certificate refused: {exc.message}"
             continue
-        return infos[0].cert
+        return infos[0]
     raise AcRejected(last)
 
 
-def _check_ac_signature(signed: bytes, sigalg: der.Item, signature: der.Item, server: object,
+def _check_ac_signature(signed: bytes, sigalg: der.Item, signature: der.Item, server: CertInfo,
                         options: VerifyOptions) -> None:
+    if server.fast:
+        _check_ac_signature_fast(signed, sigalg, signature, server, options)
+        return
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
@@ -314,7 +324,7 @@ def _check_ac_signature(signed: bytes, sigalg: der.Item, signature: der.Item, se
     bits = signature.expect(der.TAG_BIT_STRING, "signature").content
     if not bits or bits[0] != 0:
         raise AcRejected("AC signature has unused bits")
-    key = server.public_key()
+    key = server.cert.public_key()
     try:
         if isinstance(key, rsa.RSAPublicKey) and not oid.startswith(_ECDSA_PREFIX):
             key.verify(bits[1:], signed, padding.PKCS1v15(), algorithm)
@@ -324,3 +334,23 @@ def _check_ac_signature(signed: bytes, sigalg: der.Item, signature: der.Item, se
             raise AcRejected("AC signature algorithm does not fit the server key")
     except InvalidSignature:
         raise AcRejected("AC signature does not verify with the VOMS server key") from None
+
+
+def _check_ac_signature_fast(signed: bytes, sigalg: der.Item, signature: der.Item,
+                             server: CertInfo, options: VerifyOptions) -> None:
+    """The same checks without cryptography; every case it cannot settle, and every refused
+    signature, goes back to cryptography (der.NotOnFastPath) rather than dropping the AC."""
+    from glexec_py.credentials.pkcs1 import verify_signature
+
+    oid = der.decode_oid(sigalg.children()[0].content)
+    name = _SIG_HASHES.get(oid)
+    if name is None or name in options.refused_signature_hashes:
+        raise AcRejected(f"AC signature algorithm {oid} is not accepted")
+    bits = signature.expect(der.TAG_BIT_STRING, "signature").content
+    if not bits or bits[0] != 0:
+        raise AcRejected("AC signature has unused bits")
+    key = server.cert.rsa_key
+    if key is None or oid.startswith(_ECDSA_PREFIX) or name == "md5":
+        raise der.NotOnFastPath("AC signature outside the fast path")
+    if not verify_signature(key, name, bits[1:], signed):
+        raise der.NotOnFastPath("AC signature refused on the fast path")
