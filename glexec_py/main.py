@@ -21,7 +21,6 @@ from glexec_py.errors import (
     ClientError,
     GlexecError,
     SiteError,
-    status_for_payload,
 )
 
 TYPE_CHECKING = False  # "import typing" costs ~10 ms of start-up (it imports re)
@@ -313,9 +312,8 @@ def _linger(plan: object, site: SiteConfig, logger: Logger, target: TargetIdenti
     import gc
 
     from glexec_py.launch.child import exec_payload
-    from glexec_py.launch.linger import run_epilogue, run_lingering
+    from glexec_py.launch.linger import finish_call, finish_record, run_lingering
     from glexec_py.launch.tracking import format_glexec_mon
-    from glexec_py.log import escape
 
     gc.enable()  # bootstrap turned it off for the short call; this process lives with the job
     me = os.getpid()
@@ -331,28 +329,10 @@ def _linger(plan: object, site: SiteConfig, logger: Logger, target: TargetIdenti
     def start_child(parent: int) -> None:
         exec_payload(plan, parent_pid=parent)
 
-    done = run_lingering(plan, on_started=started, start_child=start_child)
-    status = status_for_payload(done.status)
-    for line in format_glexec_mon(me, done.pid, cpu_user=done.utime, cpu_system=done.stime):
-        logger.notice_line(line)
-    epilogue_status = 0
-    if plan.epilogue:
-        env = dict(plan.env)
-        env.update({"GLEXEC_EPILOG_USER": target.name, "GLEXEC_EPILOG_UID": str(target.uid),
-                    "GLEXEC_EPILOG_PAYLOAD_PID": str(done.pid),
-                    "GLEXEC_EPILOG_PAYLOAD_STATUS": str(status)})
-        try:
-            epilogue_status = run_epilogue(plan, env)
-        except GlexecError as exc:
-            logger.error(f"epilogue failed: {exc.message}")
-            epilogue_status = EXIT_SYSTEM
-    if epilogue_status:
-        status = epilogue_status
-    try:
-        logger.notice(completion_record(done, target, status))
-    except GlexecError as exc:
-        _say(f"glexec: {escape(exc.message, 2000)}")
-    return status
+    finish = finish_record(plan, target.name, target.uid)
+    done = run_lingering(plan, on_started=started, start_child=start_child, logger=logger,
+                         finish=finish)
+    return finish_call(done, finish, logger)
 
 
 def main_from_frontend(argv: list[str], *, cwd: str) -> int:

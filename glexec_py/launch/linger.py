@@ -18,14 +18,17 @@ import os
 import time
 
 from glexec_py.errors import EXIT_PAYLOAD_20X, ClientError, ExecError, SiteError
+from glexec_py.launch.waiter import FORWARDED
 
 TYPE_CHECKING = False  # "import typing" costs ~10 ms of start-up (it imports re)
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from glexec_py.launch.plan import LaunchPlan
+    from glexec_py.launch.tracking import ProcessTracker
+    from glexec_py.launch.waiter import Watch
+    from glexec_py.log import Logger
 
-FORWARDED = (1, 2, 3, 10, 12, 14, 15, 24)  # HUP INT QUIT USR1 USR2 ALRM TERM XCPU
 
 _ERROR_CLASSES = {201: ClientError, 202: SiteError, 126: ExecError}
 
@@ -49,70 +52,27 @@ class Completion:
         self.pilot_died = False
 
 
-def _kill(pid: int, signum: int) -> None:
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        pass
-
-
-def _wait_for_payload_or_pilot(pid: int, pilot: int, grace: float) -> bool:
-    """Block until the payload exits; if the calling pilot dies first, stop the payload.
-
-    A dead pilot leaves nobody to act on the payload, so it gets TERM, and KILL after the grace
-    period. PR_SET_PDEATHSIG cannot tell us: the kernel checks the dying (unprivileged) parent's
-    permission to signal the root launcher and drops the signal. Process descriptors can: both
-    become readable when their process exits, and our parent's pid cannot be recycled while
-    we are still its child (checked after opening). Returns whether the pilot died first.
-    """
-    import select
-
-    payload_fd = os.pidfd_open(pid)
-    pilot_fd = -1
-    if pilot > 1:
-        try:
-            pilot_fd = os.pidfd_open(pilot)
-        except OSError:
-            pilot_fd = -1
-        if os.getppid() != pilot and pilot_fd >= 0:  # already gone (and maybe recycled)
-            os.close(pilot_fd)
-            pilot_fd = -1
-    poller = select.poll()
-    poller.register(payload_fd, select.POLLIN)
-    if pilot_fd >= 0:
-        poller.register(pilot_fd, select.POLLIN)
-    elif pilot > 1:
-        _stop(pid)  # the pilot was already gone before we could watch it
-        pilot_fd = -2
-    kill_at = time.monotonic() + grace + 1 if pilot_fd == -2 else 0.0
-    try:
-        while True:
-            timeout = None if not kill_at else max(0, int((kill_at - time.monotonic()) * 1000))
-            ready = {fd for fd, _ in poller.poll(timeout)}
-            if payload_fd in ready:
-                return bool(kill_at)
-            if pilot_fd >= 0 and pilot_fd in ready:
-                poller.unregister(pilot_fd)
-                _stop(pid)
-                kill_at = time.monotonic() + grace + 1
-            if kill_at and time.monotonic() >= kill_at:
-                _kill(pid, 9)
-                kill_at = time.monotonic() + 1  # again in a second if it is still there
-    finally:
-        os.close(payload_fd)
-        if pilot_fd >= 0:
-            os.close(pilot_fd)
-
-
-def _stop(pid: int) -> None:
-    for signum in (15, 18):  # TERM, and CONT in case it is stopped
-        _kill(pid, signum)
+def finish_record(plan: LaunchPlan, target_name: str, target_uid: int) -> dict:
+    """What the end of the call needs, as plain values (it may run in the small waiter)."""
+    return {"name": target_name, "uid": target_uid, "monitor": os.getpid(),
+            "epilogue": plan.epilogue or "", "epilogue_user": plan.epilogue_user or "",
+            "epilogue_group": plan.epilogue_group or "",
+            "epilogue_timeout": plan.epilogue_timeout or 0,
+            "epilog_env": {k: v for k, v in (plan.env or {}).items()
+                           if k.startswith("GLEXEC_EPILOG_")}}
 
 
 def run_lingering(plan: LaunchPlan, *, on_started: Callable[[int], None],
-                  start_child: Callable[[int], None]) -> Completion:
-    """Fork the payload child, wait for it, then clean up; return how it ended."""
+                  start_child: Callable[[int], None], logger: Logger | None = None,
+                  finish: dict | None = None) -> Completion:
+    """Fork the payload child, wait for it, then clean up; return how it ended.
+
+    With ``logger`` and ``finish`` given, a payload still running after ``HANDOVER_AFTER``
+    seconds is waited for by the small waiter instead (``waiter.hand_over``), which also ends
+    the call; then this function does not return.
+    """
     from glexec_py.launch.tracking import ProcessTracker
+    from glexec_py.launch.waiter import HANDOVER_AFTER, Watch, install_forwarding
 
     tracker = ProcessTracker(method=plan.tracking or "auto")
     tracker.before_fork()
@@ -149,31 +109,129 @@ def run_lingering(plan: LaunchPlan, *, on_started: Callable[[int], None],
         code, _, message = report.decode("utf-8", "replace").partition(" ")
         raise _ERROR_CLASSES.get(int(code) if code.isdigit() else 202, SiteError)(message)
     on_started(pid)
+    grace = float(plan.grace or 0)
+    install_forwarding(pid, tracker.members)
+    watch = Watch.open(pid, plan.invoker_pid or 0, grace)
+    until = time.monotonic() + HANDOVER_AFTER if logger is not None and finish else 0.0
+    if not watch.wait(until):
+        _hand_over(pid, watch, tracker, started, grace, logger, finish)
+        watch.wait()  # the exec failed: go on waiting here
+    return collect_payload(pid, watch, tracker, started, grace)
 
-    def forward(signum: int, frame: object) -> None:
-        _kill(pid, signum)
-        if signum == 15:
-            # Told to stop (scancel, qdel, the batch system's TERM): what the payload left
-            # running (daemons in other process groups or sessions) is told too, now, before
-            # the batch system's KILL may end this launcher and its clean-up with it.
-            for other in tracker.members() - {pid}:
-                _kill(other, 15)
 
-    for signum in FORWARDED:
-        _signal.signal(signum, forward)
-    _signal.pthread_sigmask(_signal.SIG_UNBLOCK, FORWARDED)
-    pilot_died = _wait_for_payload_or_pilot(pid, plan.invoker_pid, float(plan.grace or 0))
+def _hand_over(pid: int, watch: Watch, tracker: ProcessTracker, started: float, grace: float,
+               logger: Logger, finish: dict) -> None:
+    from glexec_py.launch.waiter import hand_over
+
+    try:
+        tracker_state = tracker.export_state()
+    except OSError:
+        return  # the proc connector reader did not stop: stay the full launcher
+    log_state = {"facility": logger.facility, "limit": logger.limit, "ident": logger.ident,
+                 "pid": logger.pid, "path": logger.path, "fd": logger.fd,
+                 "sock_fd": logger.sock.fileno() if logger.sock is not None else -1}
+    record = {"pid": pid, "started": started, "grace": grace, "payload_fd": watch.payload_fd,
+              "pilot_fd": watch.pilot_fd, "kill_at": watch.kill_at, "tracker": tracker_state,
+              "logger": log_state, "finish": finish}
+    keep = [watch.payload_fd, watch.pilot_fd, logger.fd, log_state["sock_fd"],
+            tracker_state["events_fd"]]
+    hand_over(record, keep)
+    # Still here: the exec failed. Take the tracker back as it was handed over.
+    from glexec_py.launch.tracking import ProcessTracker
+
+    restored = ProcessTracker.from_state(tracker_state)
+    tracker._events = restored._events
+
+
+def collect_payload(pid: int, watch: Watch, tracker: ProcessTracker, started: float,
+                    grace: float) -> Completion:
+    """Reap the payload (it has exited), then end whatever it left running."""
     while True:
         wpid, status, usage = os.wait4(pid, 0)
         if wpid == pid:
             break
     _signal.pthread_sigmask(_signal.SIG_BLOCK, FORWARDED)
+    watch.close()
     done = Completion(pid, status, usage.ru_utime, usage.ru_stime, started, time.time())
-    done.pilot_died = pilot_died
-    done.leftovers = tracker.terminate_leftovers(float(plan.grace or 0))
+    done.pilot_died = watch.pilot_died
+    done.leftovers = tracker.terminate_leftovers(grace)
     done.tracking = tracker.method_used
     tracker.close()
     return done
+
+
+def restore_logger(state: dict) -> Logger:
+    """The launcher's open log destination, re-wrapped after the hand-over's exec."""
+    from glexec_py.log import Logger
+
+    logger = Logger.__new__(Logger)
+    logger.facility = state["facility"]
+    logger.limit = state["limit"]
+    logger.ident = state["ident"]
+    logger.pid = state["pid"]
+    logger.path = state["path"]
+    logger.fd = state["fd"]
+    logger.sock = None
+    if state["sock_fd"] >= 0:
+        import _socket
+
+        logger.sock = _socket.socket(fileno=state["sock_fd"])
+    for fd in (logger.fd, state["sock_fd"]):
+        if fd >= 0:
+            os.set_inheritable(fd, False)
+    return logger
+
+
+class _Target:
+    __slots__ = ("name", "uid")
+
+    def __init__(self, name: str, uid: int) -> None:
+        self.name = name
+        self.uid = uid
+
+
+def finish_call(done: Completion, finish: dict, logger: Logger) -> int:
+    """The glexec.mon end line, the epilogue and the completion record; return the status."""
+    from glexec_py.errors import EXIT_SYSTEM, GlexecError, status_for_payload
+    from glexec_py.launch.tracking import format_glexec_mon
+    from glexec_py.main import completion_record
+
+    status = status_for_payload(done.status)
+    for line in format_glexec_mon(finish["monitor"], done.pid, cpu_user=done.utime,
+                                  cpu_system=done.stime):
+        logger.notice_line(line)  # a log that fails here fails the call (202), as before
+    epilogue_status = 0
+    if finish["epilogue"]:
+        from glexec_py.launch.plan import LaunchPlan
+
+        plan = LaunchPlan(epilogue=finish["epilogue"], epilogue_user=finish["epilogue_user"],
+                          epilogue_group=finish["epilogue_group"],
+                          epilogue_timeout=finish["epilogue_timeout"])
+        env = dict(finish["epilog_env"])
+        env.update({"GLEXEC_EPILOG_USER": finish["name"],
+                    "GLEXEC_EPILOG_UID": str(finish["uid"]),
+                    "GLEXEC_EPILOG_PAYLOAD_PID": str(done.pid),
+                    "GLEXEC_EPILOG_PAYLOAD_STATUS": str(status)})
+        try:
+            epilogue_status = run_epilogue(plan, env)
+        except GlexecError as exc:
+            try:
+                logger.error(f"epilogue failed: {exc.message}")
+            except GlexecError:
+                pass
+            epilogue_status = EXIT_SYSTEM
+    if epilogue_status:
+        status = epilogue_status
+    try:
+        logger.notice(completion_record(done, _Target(finish["name"], finish["uid"]), status))
+    except GlexecError as exc:
+        from glexec_py.log import escape
+
+        try:
+            os.write(2, f"glexec: {escape(exc.message, 2000)}\n".encode("utf-8", "replace"))
+        except OSError:
+            pass
+    return status
 
 
 def run_epilogue(plan: LaunchPlan, env: dict[str, str]) -> int:
