@@ -20,9 +20,13 @@ from glexec_py.credentials import der
 from glexec_py.credentials.der import NotOnFastPath
 
 OID_RSA = "1.2.840.113549.1.1.1"
-# sha1/sha224/sha256/sha384/sha512 WithRSAEncryption: the PKCS#1 v1.5 signatures this path checks
+# sha224/sha256/sha384/sha512 WithRSAEncryption: the PKCS#1 v1.5 certificate and CRL signatures
+# this path checks. Not sha1WithRSAEncryption: cryptography 50's verify_directly_issued_by
+# refuses it ("Unsupported signature algorithm") and its CRL check then counts the CRL as absent;
+# such chains go to cryptography to get exactly that verdict. (AC signatures, which
+# cryptography checks with key.verify, do accept SHA-1: see voms.py.)
 RSA_SIGNATURES = {
-    "1.2.840.113549.1.1.5": "sha1", "1.2.840.113549.1.1.14": "sha224",
+    "1.2.840.113549.1.1.14": "sha224",
     "1.2.840.113549.1.1.11": "sha256", "1.2.840.113549.1.1.12": "sha384",
     "1.2.840.113549.1.1.13": "sha512",
 }
