@@ -2,7 +2,8 @@
 
 Runs as: root (on bytes read by the caller's privsep child). Trusts: the CA directory and the
 vomsdir after their trust checks; nothing in the proxy. Hot path: yes (this module imports no
-``cryptography``; :func:`load_and_verify` does, inside, on a verification).
+``cryptography``; :func:`load_and_verify` verifies usual RSA chains without it and imports it,
+inside, only for what its fast path hands over).
 
 ``load_and_verify`` is the essential check the launcher always runs before any policy; the
 ``verify_proxy`` plugin re-applies a site's own options to its result with

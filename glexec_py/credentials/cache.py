@@ -3,7 +3,8 @@
 Runs as: root (setuid mode only; a launcher running as the caller neither reads nor writes it).
 Trusts: its own directory /run/glexec-py/verified and entries in it only when root-owned, the
 directory 0700 and each entry 0600, read through ``glexec_py.trust``. Hot path: yes (this module
-imports no cryptography; a miss calls ``load_and_verify``, which does).
+imports no cryptography; a miss calls ``load_and_verify``, which does only when its
+cryptography-free path hands a proxy over).
 
 ``import cryptography.x509`` alone costs 60-80 ms, several times a whole gLExec call on the C
 LCMAPS stack, and pilots present the same proxy for many calls. An entry records the verdict for

@@ -1,8 +1,8 @@
 """Proxy chain verification: from the leaf proxy through the EEC to a trusted CA, with CRLs.
 
 Runs as: root. Trusts: the CA directory (via :class:`TrustDir`); nothing in the proxy file.
-Hot path: yes as a module (imports ``cryptography`` only inside :func:`verify_chain`, which runs
-on a verification, i.e. a cache miss).
+Hot path: yes as a module (a verification, i.e. a cache miss, imports certparse/pkcs1 and, only
+when they hand over, ``cryptography``).
 
 ``cryptography.x509.verification`` cannot build proxy chains (it requires ``cA=TRUE`` on every
 issuer, which RFC 3820 forbids for proxies), so the path is checked here link by link, with the
@@ -15,12 +15,18 @@ rules of RFC 3820, the Globus draft and legacy proxies, and LCMAPS verify-proxy:
   ``CN=limited proxy`` for legacy), not a CA, no alternative names, ProxyCertInfo critical for
   RFC 3820, a known policy language, its issuer allowed to sign (digitalSignature), the path
   length of every proxy above it respected;
-* every link: name match and signature (RSA, ECDSA, Ed25519 through ``cryptography``); every
+* every link: name match and signature (RSA PKCS#1 v1.5 with SHA-2 by certparse/pkcs1 without
+  ``cryptography``; SHA-1, RSA-PSS, ECDSA, Ed25519 and anything unusual through it); every
   certificate of the presented chain within its validity (201 otherwise, as gLExec's tests want);
   unknown critical extensions refused; every CA-issued certificate checked against its CA's CRL.
 
 Errors: ClientError (201) for unusable or out-of-date input, AuthorizationError (203) for a
 chain that does not prove the identity. Messages are one line and name the certificate.
+
+Two readers, one logic: a :class:`CertInfo` wraps a certparse.ParsedCert (fast path) or a
+cryptography Certificate; the checks read only its slots. On the fast path every decision that
+cryptography's own code would word (a refused signature, a CRL or anchor that does not verify)
+raises der.NotOnFastPath, and ``load_and_verify`` verifies the proxy again with cryptography.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """VOMS attribute certificates: read them from the proxy, verify them, return their FQANs.
 
 Runs as: root. Trusts: the vomsdir (``<vo>/<host>.lsc`` files or VOMS server certificates) and
-the CA directory, both trust-checked; nothing in the proxy. Hot path: yes as a module (cryptography
-is imported inside the functions that run on a verification).
+the CA directory, both trust-checked; nothing in the proxy. Hot path: yes as a module (a
+verification checks RSA AC signatures with pkcs1; cryptography is imported, inside, only for
+the rest and on the hand-over path).
 
 Layout (RFC 5755 as VOMS uses it): proxy extension 1.3.6.1.4.1.8005.100.100.5 holds
 ``SEQUENCE OF SEQUENCE OF AttributeCertificate``; the FQAN attribute 1.3.6.1.4.1.8005.100.100.4
