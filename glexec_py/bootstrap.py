@@ -76,6 +76,9 @@ def main() -> None:
 
     _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
     try:
+        from glexec_py.codebundle import install_finder
+
+        install_finder(site)  # without a (trusted, current) bundle: the normal finders
         from glexec_py.main import main_from_frontend
 
         code = main_from_frontend(args, cwd=cwd)

@@ -38,7 +38,10 @@ tar -C "$here" --exclude=.git --exclude='*.egg-info' --exclude=build --exclude='
 "$prefix/bin/pip" install -q --disable-pip-version-check --no-warn-script-location \
     --force-reinstall --no-deps "$build"
 "$prefix/bin/pip" install -q --disable-pip-version-check "$build$extras"
-"$prefix/bin/python" -m compileall -q "$("$prefix/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
+site=$("$prefix/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+"$prefix/bin/python" -m compileall -q "$site" >/dev/null || true
+# the launcher's modules in one file (glexec_py/codebundle.py): ~1 ms less per call
+"$prefix/bin/python" -I -m glexec_py.codebundle "$site" >/dev/null
 if [ "$launcher" = 1 ]; then
   "$prefix/bin/glexec-install" --bin "$bin" --config "$config" $declare
 fi

@@ -120,6 +120,10 @@ def install(*, bin_path: str, config: str, declare_only: bool, quiet: bool = Fal
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    from glexec_py.codebundle import build_bundle, bundle_is_current
+
+    if not bundle_is_current(site):
+        build_bundle(site)
     if not quiet:
         print(f"installed {destination} ({mode}, config {config}, interpreter {python})")
         if not os.path.exists(config):

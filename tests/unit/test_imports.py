@@ -30,6 +30,9 @@ site, config, uid, gid, proxy = sys.argv[1:6]
 sys.path[:] = [p for p in sys.path if p.startswith(sys.base_prefix)] + [site]
 import _prctl  # what bootstrap.py loads before main
 _prctl.prctl(_prctl.PR_SET_DUMPABLE, 0)
+from glexec_py.codebundle import install_finder  # and the finder of the module bundle
+if not install_finder(site):
+    sys.exit("runner: the product environment has no trusted, current module bundle")
 import fcntl
 fd = os.memfd_create("glexec-caller-env", os.MFD_ALLOW_SEALING)
 os.write(fd, b"PATH=/usr/bin:/bin\0GLEXEC_CLIENT_CERT=" + proxy.encode() + b"\0")
