@@ -18,8 +18,11 @@ Safe defaults of :class:`VerifyOptions` (and why):
   verify-proxy only warns (<2048 EEC, <1024 proxy); 1024 refuses nothing real grid tools make
   today and stops toy keys. EC keys are not compared with it (their sizes are not comparable).
 * ``refused_signature_hashes={'md2','md4','md5'}``: verify-proxy fails MD2/MD4 and warns on
-  MD5/SHA-1; MD5 is refused here because collisions are practical. SHA-1 stays accepted by
-  default because IGTF CAs and older proxy tools still sign with it; add ``'sha1'`` to refuse.
+  MD5/SHA-1; MD5 is refused here because collisions are practical. Certificates and CRLs
+  *signed* with SHA-1 are refused whatever this option says (a known difference from OpenSSL
+  and verify-proxy, which accept them): cryptography 50 no longer verifies such signatures, and
+  the fast path hands them to it to keep one verdict (IGTF CAs sign with SHA-2 since 2016).
+  VOMS AC signatures with SHA-1 are accepted; add ``'sha1'`` to refuse those too.
 * ``crl_policy='if-present'``: a CA without a CRL file is accepted, a present CRL must verify and
   must not be expired, and a revoked certificate is refused — verify-proxy's behaviour (it
   tolerates a missing CRL but refuses an expired one). ``'require'`` also refuses a CA without a
