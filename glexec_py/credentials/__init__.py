@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import time
 
-from glexec_py.credentials.voms import VomsInfo
+from glexec_py.credentials.vomsinfo import VomsInfo
 from glexec_py.errors import AuthorizationError, ClientError, SiteError
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
@@ -229,8 +229,6 @@ def apply_options(cred: VerifiedCredential, options: VerifyOptions, *,
     Raises AuthorizationError (203) with the reason. ``only_lifetimes`` is verify-proxy's
     ``--only-enforce-lifetime-checks``.
     """
-    from glexec_py.credentials.chain import format_time
-
     if not only_lifetimes:
         if require_key and not cred.has_key:
             raise AuthorizationError("proxy has no private key and its absence is not allowed")
@@ -251,6 +249,10 @@ def apply_options(cred: VerifiedCredential, options: VerifyOptions, *,
         for key in (level, "L") if level == count - 1 else (level,):
             limit = levels.get(key)
             if limit is not None and not_after - not_before > limit:
+                # imported here: the chain module (and the DER reader with it) is not needed
+                # by a cache hit that passes, which is what almost every call is
+                from glexec_py.credentials.chain import format_time
+
                 raise AuthorizationError(
                     f"proxy lifetime at level {key} is {_span(not_after - not_before)}, above "
                     f"the maximum {_span(limit)} (valid until {format_time(not_after)})")

@@ -21,6 +21,7 @@ import os
 from glexec_py.credentials import der
 from glexec_py.credentials.dn import dn_key, render_name_der
 from glexec_py.credentials.trustdir import canon_rdns
+from glexec_py.credentials.vomsinfo import VomsInfo
 
 TYPE_CHECKING = False  # typing itself is not imported at run time (hot path)
 
@@ -44,24 +45,6 @@ _SIG_HASHES = {
 _ECDSA_PREFIX = "1.2.840.10045.4."
 MAX_ACS = 16
 MAX_FQANS = 256
-
-
-class VomsInfo:
-    """One verified AC: VO, server URI (``host:port``), issuer DN, FQANs in AC order, window."""
-
-    __slots__ = ("vo", "uri", "issuer_dn", "fqans", "not_before", "not_after")
-
-    def __init__(self, vo: str, uri: str, issuer_dn: str, fqans: tuple[str, ...],
-                 not_before: float, not_after: float) -> None:
-        self.vo = vo
-        self.uri = uri
-        self.issuer_dn = issuer_dn
-        self.fqans = fqans
-        self.not_before = not_before
-        self.not_after = not_after
-
-    def __repr__(self) -> str:
-        return f"VomsInfo(vo={self.vo!r}, uri={self.uri!r}, fqans={self.fqans!r})"
 
 
 class AcRejected(Exception):
