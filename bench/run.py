@@ -602,7 +602,8 @@ def table(cases: list[Case], ref: dict[str, str]) -> list[str]:
         ratio = ""
         if c.label in ref and ref[c.label] in medians:
             ratio = f"{medians[c.label] / medians[ref[c.label]]:.2f}x"
-        fails = f" ({len(c.failures)} failed)" if c.failures else ""
+        fails = (f" ({len(c.failures)} failed: {', '.join(sorted(set(c.failures)))})"
+                 if c.failures else "")
         lines.append(f"| {c.label}{fails} | {medians[c.label]:.1f} | "
                      f"{percentile(c.samples, 0.1):.1f} | {percentile(c.samples, 0.9):.1f} | "
                      f"{len(c.samples)} | {statistics.median(c.maxrss) / 1024:.1f} | {ratio} |")
