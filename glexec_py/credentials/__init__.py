@@ -1,6 +1,6 @@
 """The credential layer's public API: verify a proxy file and say who it proves the caller is.
 
-Runs as: root (on bytes read by the caller's privsep child). Trusts: the CA directory and the
+Runs as: root (on bytes read with the caller's rights). Trusts: the CA directory and the
 vomsdir after their trust checks; nothing in the proxy. Hot path: yes (this module imports no
 ``cryptography``; :func:`load_and_verify` verifies usual RSA chains without it and imports it,
 inside, only for what its fast path hands over).

@@ -1,6 +1,6 @@
 """Split a proxy file into its certificates (DER, in file order) and its one private key.
 
-Runs as: root (on bytes the caller's privsep child read). Trusts: nothing. Hot path: yes
+Runs as: root (on bytes read with the caller's rights). Trusts: nothing. Hot path: yes
 (called only on a verification, but imports nothing heavy).
 
 A proxy file is PEM: the proxy certificate, its private key (``PRIVATE KEY`` from grid-proxy-init,
