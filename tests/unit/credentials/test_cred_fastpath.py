@@ -223,8 +223,12 @@ def test_signature_shapes(rfc_parts, test_ca, shape):
         assert fast == reference and reference[0] == "ok"
     elif shape == "params-absent-both":
         assert reference[0] == "ok"
-    else:  # mismatched algorithms, out-of-range or short signatures, unused bits
+    elif shape != "signature-unused-bits":  # mismatched algorithms, out-of-range or short
         assert reference[0] in ("AuthorizationError", "ClientError")
+    # One unused bit declared: the BIT STRING is valid DER only when the signature's last bit is
+    # 0, and then cryptography verifies the same bytes ("ok"); with a 1 it refuses. Which one a
+    # fresh random key gives is chance (a CI run met the "ok" case), so for that shape the test
+    # is assert_same above: the fast path never accepts what cryptography refuses.
 
 
 @given(position=st.integers(min_value=0, max_value=10_000), value=st.integers(1, 255))
