@@ -6,7 +6,8 @@ Usage (root; the interpreter and flags of the installed launcher)::
         [--profile] [--modules FILE] CONFIG CALLER_UID PROXY -- COMMAND [ARGS...]
 
 Seals the caller environment into a memfd on fd 3 (what the C front end passes), pins sys.path
-to the product's site-packages and calls ``glexec_py.main.run`` with the given caller. Just
+to the product's site-packages, turns the cyclic collector off and serves imports from the
+module bundle (as bootstrap.py does) and calls ``glexec_py.main.run`` with the given caller. Just
 before the payload's ``execve`` it prints the elapsed time, and ``--modules FILE`` writes the
 sorted names of every loaded module there (the hot-path allowlist test does the same).
 ``--profile`` prints the top of a cProfile of the call instead of exec'ing.
@@ -107,6 +108,12 @@ def main() -> None:
         real_execve(path, argv, env)
 
     os.execve = report_execve
+    import gc
+
+    gc.disable()  # as bootstrap.py does
+    from glexec_py.codebundle import install_finder
+
+    install_finder(SITE)  # as bootstrap.py does: the launcher's modules from its bundle
     if phases:
         time_phases()
     from glexec_py.main import Installed, run
