@@ -13,7 +13,10 @@ proxy in pilot use) is never used for mapping.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import stat
+import time
 
 from glexec_py.errors import ClientError
 
@@ -46,11 +49,11 @@ def _check_path(name: str, value: str | None) -> str:
 
 
 def read_proxy_as_caller(path: str, *, caller_uid: int, lock: str = "flock") -> bytes:
-    """Open and read one proxy file; runs with the caller's effective ids already taken."""
-    import fcntl
-    import stat
-    import time
+    """Open and read one proxy file; runs with the caller's effective ids already taken.
 
+    Imports nothing (the modules above are loaded before the ids change), so no file but the
+    proxy is opened while they are the caller's.
+    """
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
     try:
         fd = os.open(path, flags)
