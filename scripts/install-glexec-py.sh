@@ -42,6 +42,8 @@ site=$("$prefix/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["p
 "$prefix/bin/python" -m compileall -q "$site" >/dev/null || true
 # the launcher's modules in one file (glexec_py/codebundle.py): ~1 ms less per call
 "$prefix/bin/python" -I -m glexec_py.codebundle "$site" >/dev/null
+# the lingering launcher's small C waiter (glexec_py/launch/glexec_waiter.c), when stale
+"$prefix/bin/python" -I -c 'import sys; from glexec_py.tools.install import install_waiter; install_waiter(sys.argv[1])' "$site"
 if [ "$launcher" = 1 ]; then
   "$prefix/bin/glexec-install" --bin "$bin" --config "$config" $declare
 fi

@@ -14,6 +14,13 @@ record into a sealed memfd and execs its own interpreter on :func:`main`. The pi
 the child subreaper flag, the payload as a child and uid 0 all survive execve. The waiter only
 imports what waiting and forwarding need; the end of the call (leftovers, records, epilogue)
 imports its modules when the payload has ended. Short payloads never pay for the exec.
+
+Even that interpreter is ~8 MiB resident for the whole job, so in the simple state (no
+proc-events reader to feed, no KILL pending) the exec goes first to ``glexec-py-waiter``
+(``glexec_waiter.c``, built next to this file at install, ~1.2 MiB): it only waits - signalfd
+on the still-blocked forwarded signals, the payload's and the pilot's pidfds - and on the first
+event execs the Python waiter with the argv given here, which then finds the signal still
+pending or the pidfd readable. Missing or untrusted, it is skipped.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ HANDOVER_AFTER = 0.25  # seconds the full launcher waits before it replaces itse
 _F_ADD_SEALS = 1033
 _SEALS = 0x1 | 0x2 | 0x4 | 0x8  # SEAL_SEAL | SEAL_SHRINK | SEAL_GROW | SEAL_WRITE
 _MAX_RECORD = 1 << 20
+SMALL_WAITER = "glexec-py-waiter"  # built from glexec_waiter.c next to this module
 # Run by ``python -I -S -B -c``: sys.path gets exactly the standard library and the launcher's
 # own site-packages (already checked by bootstrap.py in this call), as bootstrap.py pins it.
 _BOOT = ("import sys;sys.path[:]=[p for p in sys.path if p.startswith(sys.base_prefix)]"
@@ -167,9 +175,14 @@ def hand_over(record: dict, keep: list[int]) -> None:
         for fd in [memfd, *keep]:
             if fd >= 0:
                 os.set_inheritable(fd, True)
-        site = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        os.execve(sys.executable, [sys.executable, "-I", "-S", "-B", "-c", _BOOT, site,
-                                   str(memfd)], dict(os.environ))
+        here = os.path.dirname(os.path.abspath(__file__))
+        site = os.path.dirname(os.path.dirname(here))
+        argv = [sys.executable, "-I", "-S", "-B", "-c", _BOOT, site, str(memfd)]
+        env = dict(os.environ)
+        if record["tracker"]["events_fd"] < 0 and not record["kill_at"]:
+            exec_small_waiter(here, [SMALL_WAITER, str(record["pid"]), str(record["payload_fd"]),
+                                     str(record["pilot_fd"]), "--", *argv], env)
+        os.execve(sys.executable, argv, env)
     except (OSError, ValueError):
         for fd in keep:
             if fd >= 0:
@@ -177,6 +190,43 @@ def hand_over(record: dict, keep: list[int]) -> None:
         if memfd >= 0:
             os.close(memfd)
         _signal.pthread_sigmask(_signal.SIG_UNBLOCK, FORWARDED)
+
+
+def open_small_waiter(directory: str) -> int:
+    """A descriptor of the trusted ``glexec-py-waiter`` in ``directory``, or -1.
+
+    Executed through this descriptor (fexecve), so what was checked is what runs: a regular
+    file owned by root and writable by nobody else, in a directory of the same kind (the
+    directory this module itself was loaded from). Anything else means the Python waiter.
+    """
+    try:
+        fd = os.open(f"{directory}/{SMALL_WAITER}", os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return -1
+    try:
+        st = os.fstat(fd)
+        parent = os.stat(directory, follow_symlinks=False)
+    except OSError:
+        os.close(fd)
+        return -1
+    if (st.st_mode & 0o170000) != 0o100000 or st.st_uid != 0 or st.st_mode & 0o022 or \
+            parent.st_uid != 0 or parent.st_mode & 0o022 or (parent.st_mode & 0o170000) != 0o040000:
+        os.close(fd)
+        return -1
+    return fd
+
+
+def exec_small_waiter(directory: str, argv: list[str], env: dict[str, str]) -> None:
+    """Become the C waiter; returns only if it is missing, untrusted or cannot be executed."""
+    fd = open_small_waiter(directory)
+    if fd < 0:
+        return
+    try:
+        os.execve(fd, argv, env)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _read_record(fd: int) -> dict:

@@ -7,7 +7,8 @@ group or others (whoever could write it would own every glexec call). Hot path: 
 The interpreter, bootstrap path, site-packages directory, config path and mode are compiled into
 the front end, so a caller can influence none of them (``glexec -V`` prints them). The new binary
 is built next to the destination and renamed over it, so a running site never sees a half-written
-launcher.
+launcher. The lingering launcher's small C waiter (``glexec_py/launch/glexec_waiter.c``) is built
+into the environment too, when missing or older than its source.
 """
 
 from __future__ import annotations
@@ -90,6 +91,59 @@ def build_frontend(*, source: Path, output: Path, python: str, bootstrap: str, s
         raise InstallError(f"compiling the front end failed:\n{result.stderr.strip()}")
 
 
+WAITER = "glexec-py-waiter"
+
+
+def waiter_paths(site: str) -> tuple[Path, Path]:
+    """(source, binary) of the lingering launcher's C waiter in the installation ``site``."""
+    directory = Path(site) / "glexec_py" / "launch"
+    return directory / "glexec_waiter.c", directory / WAITER
+
+
+def build_waiter(*, source: Path, output: Path, compiler: str = "gcc") -> None:
+    """Compile glexec_waiter.c with the front end's hardening flags (no paths compiled in)."""
+    cmd = [compiler, *HARDENING, "-o", str(output), str(source)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise InstallError(f"compiling the lingering waiter failed:\n{result.stderr.strip()}")
+
+
+def waiter_is_current(site: str) -> bool:
+    """Whether the built waiter exists, is newer than its source and would be trusted."""
+    source, binary = waiter_paths(site)
+    try:
+        src, st = source.stat(), binary.lstat()
+    except OSError:
+        return False
+    return (stat.S_ISREG(st.st_mode) and st.st_uid == 0 and not st.st_mode & 0o022
+            and st.st_mode & 0o100 and st.st_mtime_ns >= src.st_mtime_ns)
+
+
+def install_waiter(site: str) -> bool:
+    """Build ``<site>/glexec_py/launch/glexec-py-waiter`` unless current; True if built.
+
+    Root-owned 0755, written under a temporary name and renamed, so a launcher handing over at
+    that moment execs either the old or the new binary, whole. Without it (or without gcc)
+    the launcher simply hands over to the Python waiter.
+    """
+    if waiter_is_current(site):
+        return False
+    source, binary = waiter_paths(site)
+    if shutil.which("gcc") is None:
+        raise InstallError("gcc is needed to build the lingering waiter")
+    fd, tmp = tempfile.mkstemp(prefix=f".{WAITER}.", dir=binary.parent)
+    os.close(fd)
+    try:
+        build_waiter(source=source, output=Path(tmp))
+        os.chown(tmp, 0, 0)
+        os.chmod(tmp, 0o755)  # noqa: S103 - a root-owned program every launcher execs
+        os.rename(tmp, binary)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return True
+
+
 def install(*, bin_path: str, config: str, declare_only: bool, quiet: bool = False) -> None:
     if os.geteuid() != 0:
         raise InstallError("glexec-install must run as root")
@@ -124,6 +178,7 @@ def install(*, bin_path: str, config: str, declare_only: bool, quiet: bool = Fal
 
     if not bundle_is_current(site):
         build_bundle(site)
+    install_waiter(site)
     if not quiet:
         print(f"installed {destination} ({mode}, config {config}, interpreter {python})")
         if not os.path.exists(config):
