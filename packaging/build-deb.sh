@@ -92,7 +92,17 @@ build_frontend(source=src, output=Path(sys.argv[2]), python=sys.argv[3],
                config="/etc/glexec.conf", mode=sys.argv[5])
 ' "$work/src" "$root$libexec/glexec-$mode" "$python" "$site" "$mode"
 done
-strip --strip-unneeded --remove-section=.comment --remove-section=.note "$root$libexec"/glexec-*
+# The lingering launcher's small waiter, next to waiter.py where the launcher looks for it.
+waiter=$venv/lib/python$pyver/site-packages/glexec_py/launch/glexec-py-waiter
+"$venv/bin/python" -I -c '
+import sys
+from pathlib import Path
+from glexec_py.tools.install import build_waiter
+build_waiter(source=Path(sys.argv[1]), output=Path(sys.argv[2]))
+' "$work/src/glexec_py/launch/glexec_waiter.c" "$waiter"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$root$libexec"/glexec-* \
+    "$waiter"
+chmod 0755 "$waiter"
 chmod 4755 "$root$libexec/glexec-setuid"
 chmod 0755 "$root$libexec/glexec-declare-only"
 
@@ -153,7 +163,8 @@ install -m 0644 "$debian/conffiles" "$root/DEBIAN/conffiles"
 # Shared-library dependencies of the front ends and the compiled wheels, as dpkg computes them.
 mkdir -p "$work/shlibs/debian"
 printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$pkg" "$pkg" > "$work/shlibs/debian/control"
-mapfile -t elves < <(find "$root" -type f \( -name '*.so' -o -name '*.so.*' -o -path "*$libexec/*" \))
+mapfile -t elves < <(find "$root" -type f \( -name '*.so' -o -name '*.so.*' -o -path "*$libexec/*" \
+                                             -o -name glexec-py-waiter \))
 private_libs=$(find "$root" -name '*.libs' -type d | sed 's/^/-l/' | tr '\n' ' ')
 # shellcheck disable=SC2086
 shlibs=$(cd "$work/shlibs" && dpkg-shlibdeps -O --ignore-missing-info $private_libs "${elves[@]}" 2>/dev/null |
