@@ -103,6 +103,10 @@ static void drain(int fd)
 
 int main(int argc, char **argv)
 {
+    /* execve made us dumpable again: a process of this call must not be (no core, no ptrace
+     * by the caller in declare-only mode). Before anything else; on failure the Python waiter
+     * tries again. */
+    int undumpable = prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0;
     if (argc < 6 || strcmp(argv[4], "--") != 0) {
         dprintf(2, "glexec: usage: glexec-py-waiter PID PIDFD PILOT_PIDFD -- ARGV...\n");
         return EXIT_SYSTEM;
@@ -123,8 +127,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
         sigaddset(&handed_back, forwarded[i]);
 
-    /* execve made us dumpable again: a root process of this call must not be. */
-    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+    if (!undumpable)
         exec_python_waiter(python_argv, &handed_back);
     long pid, payload_fd, pilot_fd;
     if (parse_int(argv[1], 2, &pid) != 0 || parse_int(argv[2], 0, &payload_fd) != 0 ||

@@ -276,6 +276,9 @@ def test_declare_only_uses_the_small_waiter_as_the_caller(site_factory, accounts
     payload = int(proc.stdout.readline())
     assert in_small_waiter(proc.pid, small_waiter)
     assert status_field(proc.pid, "Uid").split() == [str(accounts.pilot.uid)] * 4
+    # Not dumpable (the caller cannot ptrace it): the kernel then gives its /proc files to root.
+    assert os.stat(f"/proc/{proc.pid}/status").st_uid == 0
+    assert os.stat(f"/proc/{payload}/status").st_uid == accounts.pilot.uid
     assert ppid_of(payload) == proc.pid
     assert int(status_field(proc.pid, "CapEff"), 16) == 0
     release(proc)
