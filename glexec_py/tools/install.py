@@ -188,7 +188,9 @@ def install(*, bin_path: str, config: str, declare_only: bool, quiet: bool = Fal
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="glexec-install",
-        description="Build the glexec front end for this environment and install it.")
+        description="Build the glexec front end for this environment and install it; also "
+                    "(re)build the lingering launcher's small C waiter and the launcher's module "
+                    "bundle when they are missing or older than their sources.")
     parser.add_argument("--bin", default="/usr/sbin/glexec",
                         help="where to install the launcher (default: %(default)s)")
     parser.add_argument("--config", default="/etc/glexec.conf",

@@ -167,6 +167,11 @@ def test_installed_files_owners_and_modes(package):
     assert 'GLEXEC_CONFIG_FILE="/etc/glexec.conf"' in defaults
     assert 'GLEXEC_SITE_PACKAGES="/usr/lib/glexec-py/lib/python3.11/site-packages"' in defaults
     assert list(Path("/usr/lib/glexec-py").rglob("glexec_py/__pycache__/main.*.pyc"))
+    site = Path("/usr/lib/glexec-py/lib/python3.11/site-packages")
+    bundle = list(site.glob("glexec_py/__pycache__/launcher-bundle.*.marshal"))  # postinst
+    assert len(bundle) == 1 and bundle[0].stat().st_uid == 0
+    waiter = (site / "glexec_py" / "launch" / "glexec-py-waiter").stat()  # shipped, built
+    assert (waiter.st_uid, waiter.st_gid, stat.S_IMODE(waiter.st_mode)) == (0, 0, 0o755)
     for tool in ("glexec-policy", "glexec-gridmapdir", "glexec-install", "mkgltempdir",
                  "prune_userprocs", "glexec-sutest"):
         assert run(f"/usr/sbin/{tool}", "--help").stdout.startswith(f"usage: {tool}")
