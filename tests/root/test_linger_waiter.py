@@ -277,7 +277,9 @@ def test_declare_only_uses_the_small_waiter_as_the_caller(site_factory, accounts
     assert in_small_waiter(proc.pid, small_waiter)
     assert status_field(proc.pid, "Uid").split() == [str(accounts.pilot.uid)] * 4
     # Not dumpable (the caller cannot ptrace it): the kernel then gives its /proc files to root.
-    assert os.stat(f"/proc/{proc.pid}/status").st_uid == 0
+    # The exe link changes at execve, before the dynamic loader has even run the waiter's main
+    # (whose first call is the prctl), so wait for it rather than look once.
+    assert wait_for(lambda: os.stat(f"/proc/{proc.pid}/status").st_uid == 0, 5)
     assert os.stat(f"/proc/{payload}/status").st_uid == accounts.pilot.uid
     assert ppid_of(payload) == proc.pid
     assert int(status_field(proc.pid, "CapEff"), 16) == 0
