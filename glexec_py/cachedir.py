@@ -19,6 +19,24 @@ import stat
 CACHE_ROOT = "/run/glexec-py"
 
 
+def write_new_file(name: str, data: bytes, *, dir_fd: int | None, mode: int = 0o600) -> None:
+    """Create ``name`` (which must not exist, never through a symlink) and write all of ``data``.
+
+    The one way glexec-py writes a file that it then renames into place: a cache entry, the
+    target proxy, the module bundle. OSError on failure; the caller removes the name.
+    """
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode,
+                 dir_fd=dir_fd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        if mode & 0o077:
+            os.fchmod(fd, mode)  # what the umask took away (the launcher's is 077)
+    finally:
+        os.close(fd)
+
+
 class CacheDir:
     """One subdirectory of CACHE_ROOT with its size limits and pruning rule."""
 
@@ -90,14 +108,7 @@ class CacheDir:
             return
         tmp = f".{name}.{os.getpid()}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                         0o600, dir_fd=dirfd)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-            finally:
-                os.close(fd)
+            write_new_file(tmp, data, dir_fd=dirfd)
             os.rename(tmp, name, src_dir_fd=dirfd, dst_dir_fd=dirfd)  # atomic for readers
             self._prune(dirfd)
         except OSError:

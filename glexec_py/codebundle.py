@@ -169,15 +169,10 @@ def build_bundle(site: str) -> tuple[str, int]:
     data = b"".join([HEADER, len(table).to_bytes(4, "big"), table, *codes])
     path = bundle_path(site)
     os.makedirs(path.rpartition("/")[0], mode=0o755, exist_ok=True)
+    from glexec_py.cachedir import write_new_file
+
     tmp = f"{path}.{os.getpid()}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fchmod(fd, 0o644)
-    finally:
-        os.close(fd)
+    write_new_file(tmp, data, dir_fd=None, mode=0o644)
     os.rename(tmp, path)
     return path, len(modules)
 

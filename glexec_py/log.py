@@ -67,7 +67,7 @@ def escape(value: str, limit: int = MAX_VALUE) -> str:
 class Logger:
     """One destination, opened before anything happens, so an unusable log stops the run."""
 
-    __slots__ = ("facility", "limit", "fd", "sock", "ident", "pid", "path", "to_stderr")
+    __slots__ = ("facility", "limit", "fd", "sock", "ident", "pid", "path")
 
     def __init__(self, *, destination: str, facility: str = "LOG_DAEMON", level: int = 3,
                  path: str = "", ident: str = "glexec", socket_path: str = LOG_SOCKET) -> None:
@@ -105,6 +105,29 @@ class Logger:
                     raise OSError(28, "short write")
         except OSError as exc:
             raise SiteError(f"cannot write the log: {exc.strerror or exc}") from None
+
+    def export_state(self) -> dict:
+        """The open destination as plain data, for the lingering launcher's hand-over to a new
+        image (which must keep ``fd`` and ``sock_fd`` open across its exec)."""
+        return {"facility": self.facility, "limit": self.limit, "ident": self.ident,
+                "pid": self.pid, "path": self.path, "fd": self.fd,
+                "sock_fd": self.sock.fileno() if self.sock is not None else -1}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Logger:
+        """The destination :meth:`export_state` described, in the image after the exec."""
+        logger = cls.__new__(cls)
+        for name in ("facility", "limit", "ident", "pid", "path", "fd"):
+            setattr(logger, name, state[name])
+        logger.sock = None
+        if state["sock_fd"] >= 0:
+            import _socket
+
+            logger.sock = _socket.socket(fileno=state["sock_fd"])
+        for fd in (logger.fd, state["sock_fd"]):
+            if fd >= 0:
+                os.set_inheritable(fd, False)
+        return logger
 
     def error(self, message: str) -> None:
         self.emit(ERR, message)

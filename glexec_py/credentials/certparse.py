@@ -64,22 +64,22 @@ class ParsedCrl:
 
 def parse_certificate(blob: bytes) -> ParsedCert:
     """Read one DER certificate; NotOnFastPath for anything outside the subset (see module)."""
-    try:
-        return _parse_certificate(blob)
-    except NotOnFastPath:
-        raise
-    except (der.DerError, ValueError, IndexError, UnicodeError) as exc:
-        raise NotOnFastPath(f"certificate: {exc}") from None
+    return _within_subset(_parse_certificate, blob, "certificate")
 
 
 def parse_crl(blob: bytes) -> ParsedCrl:
     """Read one DER CRL; NotOnFastPath for anything outside the subset."""
+    return _within_subset(_parse_crl, blob, "CRL")
+
+
+def _within_subset(parse: object, blob: bytes, what: str) -> object:
+    """``parse(blob)``, with any reading error turned into a hand-over to cryptography."""
     try:
-        return _parse_crl(blob)
+        return parse(blob)
     except NotOnFastPath:
         raise
     except (der.DerError, ValueError, IndexError, UnicodeError) as exc:
-        raise NotOnFastPath(f"CRL: {exc}") from None
+        raise NotOnFastPath(f"{what}: {exc}") from None
 
 
 def pem_blocks(blob: bytes, label: bytes) -> list[bytes]:

@@ -127,9 +127,7 @@ def _hand_over(pid: int, watch: Watch, tracker: ProcessTracker, started: float, 
         tracker_state = tracker.export_state()
     except OSError:
         return  # the proc connector reader did not stop: stay the full launcher
-    log_state = {"facility": logger.facility, "limit": logger.limit, "ident": logger.ident,
-                 "pid": logger.pid, "path": logger.path, "fd": logger.fd,
-                 "sock_fd": logger.sock.fileno() if logger.sock is not None else -1}
+    log_state = logger.export_state()
     record = {"pid": pid, "started": started, "grace": grace, "payload_fd": watch.payload_fd,
               "pilot_fd": watch.pilot_fd, "kill_at": watch.kill_at, "tracker": tracker_state,
               "logger": log_state, "finish": finish}
@@ -158,28 +156,6 @@ def collect_payload(pid: int, watch: Watch, tracker: ProcessTracker, started: fl
     done.tracking = tracker.method_used
     tracker.close()
     return done
-
-
-def restore_logger(state: dict) -> Logger:
-    """The launcher's open log destination, re-wrapped after the hand-over's exec."""
-    from glexec_py.log import Logger
-
-    logger = Logger.__new__(Logger)
-    logger.facility = state["facility"]
-    logger.limit = state["limit"]
-    logger.ident = state["ident"]
-    logger.pid = state["pid"]
-    logger.path = state["path"]
-    logger.fd = state["fd"]
-    logger.sock = None
-    if state["sock_fd"] >= 0:
-        import _socket
-
-        logger.sock = _socket.socket(fileno=state["sock_fd"])
-    for fd in (logger.fd, state["sock_fd"]):
-        if fd >= 0:
-            os.set_inheritable(fd, False)
-    return logger
 
 
 class _Target:

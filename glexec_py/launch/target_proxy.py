@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import stat
 
+from glexec_py.cachedir import write_new_file
 from glexec_py.errors import ClientError, SiteError
 
 DEV_NULL = "/dev/null"
@@ -101,14 +102,7 @@ def write_target_proxy(path: str, data: bytes, *, target_uid: int, lock: str = "
         if lock != "disabled":
             _lock(dirfd, existing, lock)
         tmp = f".{name[:180]}.glexec-{os.getpid()}-{os.urandom(4).hex()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=dirfd)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
+        write_new_file(tmp, data, dir_fd=dirfd)
         # No fsync: rename alone makes readers see the old or the whole new file; durability
         # across a crash buys nothing for a credential of a job that the crash ended, and two
         # fsyncs cost a journal commit each (milliseconds on a busy worker node's disk).

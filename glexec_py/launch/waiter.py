@@ -287,8 +287,9 @@ def run_waiter(state: dict) -> int:
                   state["kill_at"], extra_fd)
     install_forwarding(pid, members)
     watch.wait(on_extra=on_extra)
-    from glexec_py.launch.linger import collect_payload, finish_call, restore_logger
+    from glexec_py.launch.linger import collect_payload, finish_call
+    from glexec_py.log import Logger
 
     done = collect_payload(pid, watch, restore_tracker(), state["started"], state["grace"])
-    logger = restore_logger(state["logger"])
+    logger = Logger.from_state(state["logger"])
     return finish_call(done, state["finish"], logger)

@@ -14,7 +14,7 @@ import time
 import uuid
 
 import pytest
-from fixtures.site import wait_for
+from fixtures.site import launch_behind_pilot, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.installed]
 
@@ -301,12 +301,7 @@ def test_pilot_death_stops_the_payload_and_its_leftovers(site, accounts, proxy):
     pidfile = f"/tmp/glexec-pd-{uuid.uuid4().hex}"
     payload = (f'trap "" TERM; sleep 300 & echo $$ $! > {pidfile}; '
                f"while :; do sleep 0.2; done")
-    pilot = subprocess.Popen(
-        ["/bin/sh", "-c", f"GLEXEC_CLIENT_CERT={proxy} {site.bin} /bin/sh -c '{payload}' & "
-                          "echo $!; wait"],
-        env={"PATH": "/usr/bin:/bin"}, user=accounts.pilot.uid, group=accounts.pilot.gid,
-        extra_groups=accounts.pilot.groups, cwd="/", stdout=subprocess.PIPE)
-    launcher = int(pilot.stdout.readline())
+    pilot, launcher = launch_behind_pilot(site, accounts.pilot, proxy, payload)
     assert wait_for(lambda: os.path.exists(pidfile) and os.path.getsize(pidfile) > 0, 20)
     with open(pidfile) as f:
         shell, child = (int(p) for p in f.read().split())

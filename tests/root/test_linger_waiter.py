@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from fixtures.site import PRODUCT, SITE_BASE, wait_for
+from fixtures.site import PRODUCT, SITE_BASE, launch_behind_pilot, wait_for
 
 pytestmark = [pytest.mark.root, pytest.mark.installed]
 
@@ -174,13 +174,8 @@ def test_small_waiter_returns_the_payloads_status_and_records(site, accounts, pr
 def test_small_waiter_stops_the_payload_when_the_pilot_dies(site, accounts, proxy,
                                                             small_waiter):
     pidfile = f"/tmp/glexec-wpd-{uuid.uuid4().hex}"
-    payload = f"trap '' TERM; echo $$ > {pidfile}; while :; do sleep 0.2; done"
-    pilot = subprocess.Popen(
-        ["/bin/sh", "-c", f"GLEXEC_CLIENT_CERT={proxy} {site.bin} /bin/sh -c \"{payload}\" & "
-                          "echo $!; wait"],
-        env={"PATH": "/usr/bin:/bin"}, user=accounts.pilot.uid, group=accounts.pilot.gid,
-        extra_groups=accounts.pilot.groups, cwd="/", stdout=subprocess.PIPE)
-    launcher = int(pilot.stdout.readline())
+    payload = f'trap "" TERM; echo $$ > {pidfile}; while :; do sleep 0.2; done'
+    pilot, launcher = launch_behind_pilot(site, accounts.pilot, proxy, payload)
     assert wait_for(lambda: os.path.exists(pidfile) and os.path.getsize(pidfile) > 0, 20)
     with open(pidfile) as f:
         shell = int(f.read())
